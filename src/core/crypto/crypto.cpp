@@ -1,0 +1,112 @@
+#include "core/crypto/crypto.hpp"
+
+#include <sodium.h>
+
+#include <cstring>
+
+namespace roam::core::crypto {
+namespace {
+constexpr char kKdfContext[crypto_kdf_CONTEXTBYTES + 1] = "roam-v1_";
+static_assert(sizeof(kKdfContext) - 1 == crypto_kdf_CONTEXTBYTES);
+static_assert(crypto_auth_hmacsha512256_BYTES == wire::kMacSize);
+static_assert(crypto_scalarmult_BYTES == wire::kKeySize);
+}  // namespace
+
+bool init() { return sodium_init() >= 0; }
+
+void SystemRng::fill(MutBytes out) { randombytes_buf(out.data(), out.size()); }
+
+SeededRng::SeededRng(std::uint64_t seed) : seed_(seed) {}
+
+void SeededRng::fill(MutBytes out) {
+  unsigned char s[randombytes_SEEDBYTES] = {};
+  const auto a = be64(seed_);
+  const auto b = be64(counter_++);
+  std::memcpy(s, a.data(), 8);
+  std::memcpy(s + 8, b.data(), 8);
+  randombytes_buf_deterministic(out.data(), out.size(), s);
+}
+
+Rng& system_rng() {
+  static SystemRng rng;
+  return rng;
+}
+
+KeyPair keypair(Rng& rng) {
+  KeyPair kp;
+  rng.fill(kp.secret_key);
+  kp.public_key = public_of(kp.secret_key);
+  return kp;
+}
+
+Key public_of(const Key& secret_key) {
+  Key pk{};
+  crypto_scalarmult_base(pk.data(), secret_key.data());
+  return pk;
+}
+
+Result<Key> x25519(const Key& secret_key, const Key& peer_public) {
+  Key shared{};
+  if (crypto_scalarmult(shared.data(), secret_key.data(), peer_public.data()) != 0)
+    return fail(Errc::kCrypto, "peer public key is a low-order point");
+  return shared;
+}
+
+Key blake2b_256(Bytes message) {
+  Key out{};
+  crypto_generichash(out.data(), out.size(), message.data(), message.size(), nullptr, 0);
+  return out;
+}
+
+Key extract(const Key& shared, const Key& transcript_hash) {
+  Key out{};
+  crypto_generichash(out.data(), out.size(), transcript_hash.data(), transcript_hash.size(),
+                     shared.data(), shared.size());
+  return out;
+}
+
+Key derive(const Key& prk, KeyId id) {
+  Key out{};
+  crypto_kdf_derive_from_key(out.data(), out.size(), static_cast<std::uint64_t>(id), kKdfContext,
+                             prk.data());
+  return out;
+}
+
+Token token_of(const Key& token_key, const wire::Random& client_random,
+               const wire::Random& server_random) {
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, token_key.data(), token_key.size(), wire::kTokenSize);
+  crypto_generichash_update(&st, client_random.data(), client_random.size());
+  crypto_generichash_update(&st, server_random.data(), server_random.size());
+  Token t{};
+  crypto_generichash_final(&st, t.data(), t.size());
+  return t;
+}
+
+Mac mac(const Key& key, std::initializer_list<Bytes> parts) {
+  crypto_auth_hmacsha512256_state st;
+  crypto_auth_hmacsha512256_init(&st, key.data(), key.size());
+  for (Bytes p : parts) crypto_auth_hmacsha512256_update(&st, p.data(), p.size());
+  Mac out{};
+  crypto_auth_hmacsha512256_final(&st, out.data());
+  sodium_memzero(&st, sizeof st);
+  return out;
+}
+
+bool mac_verify(const Key& key, std::initializer_list<Bytes> parts, const Mac& tag) {
+  const Mac expect = mac(key, parts);
+  return crypto_verify_32(expect.data(), tag.data()) == 0;
+}
+
+bool equal_ct(Bytes a, Bytes b) {
+  if (a.size() != b.size()) return false;
+  return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::array<std::uint8_t, 8> be64(std::uint64_t v) {
+  std::array<std::uint8_t, 8> out{};
+  for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(v >> (56 - 8 * i));
+  return out;
+}
+
+}  // namespace roam::core::crypto

@@ -1,0 +1,85 @@
+// Thin wrappers over libsodium: X25519, BLAKE2b (transcript hash, extract, KDF), HMAC-SHA-512-256
+// and constant-time comparison. Nothing here is hand-rolled; every primitive is libsodium's.
+//
+// Key schedule (docs/PROTOCOL.md §Keys):
+//   shared = X25519(own_secret, peer_public)                  (all-zero result is refused)
+//   th     = BLAKE2b-256(transcript)                          (both preambles, HELLO, HELLO_REPLY)
+//   prk    = BLAKE2b-256(key = shared, message = th)          (extract)
+//   k_i    = crypto_kdf_derive_from_key(32, i, "roam-v1_", prk)   (expand, one id per purpose)
+//   token  = BLAKE2b-128(key = k_token, message = client_random || server_random)
+#pragma once
+
+#include <initializer_list>
+
+#include "core/common.hpp"
+#include "core/wire/frames.hpp"
+
+namespace roam::core::crypto {
+
+using wire::Key;
+using wire::Mac;
+using wire::Token;
+
+// Call once before any other function (sodium_init). Safe to call repeatedly; returns false
+// only if libsodium cannot initialise (no entropy source).
+bool init();
+
+// Source of randomness. The daemons use the system's; tests inject a seeded one so that test
+// vectors and simulations are reproducible.
+class Rng {
+ public:
+  virtual ~Rng() = default;
+  virtual void fill(MutBytes out) = 0;
+};
+class SystemRng final : public Rng {
+ public:
+  void fill(MutBytes out) override;
+};
+// Deterministic stream from a seed (libsodium's randombytes_buf_deterministic, ChaCha20).
+class SeededRng final : public Rng {
+ public:
+  explicit SeededRng(std::uint64_t seed);
+  void fill(MutBytes out) override;
+
+ private:
+  std::uint64_t seed_;
+  std::uint64_t counter_ = 0;
+};
+Rng& system_rng();
+
+struct KeyPair {
+  Key public_key{};
+  Key secret_key{};
+};
+KeyPair keypair(Rng& rng);
+// Public key of a given secret (used by test vectors).
+Key public_of(const Key& secret_key);
+
+// X25519. kCrypto when the peer's point yields the all-zero secret (low-order point).
+Result<Key> x25519(const Key& secret_key, const Key& peer_public);
+
+Key blake2b_256(Bytes message);
+Key extract(const Key& shared, const Key& transcript_hash);
+
+enum class KeyId : std::uint64_t {
+  kMacClientToServer = 1,
+  kMacServerToClient = 2,
+  kToken = 3,
+  kAeadClientToServer = 4,
+  kAeadServerToClient = 5,
+};
+Key derive(const Key& prk, KeyId id);
+Token token_of(const Key& token_key, const wire::Random& client_random,
+               const wire::Random& server_random);
+
+// HMAC-SHA-512-256 over the concatenation of `parts`.
+Mac mac(const Key& key, std::initializer_list<Bytes> parts);
+// Constant-time check of `tag` against the MAC of `parts`.
+bool mac_verify(const Key& key, std::initializer_list<Bytes> parts, const Mac& tag);
+// Constant-time equality of two equally long byte strings.
+bool equal_ct(Bytes a, Bytes b);
+
+// Big-endian encoding of a 64-bit integer, for MAC inputs.
+std::array<std::uint8_t, 8> be64(std::uint64_t v);
+
+}  // namespace roam::core::crypto

@@ -1,0 +1,147 @@
+#include "core/session/handshake.hpp"
+
+#include <algorithm>
+#include <string_view>
+
+namespace roam::core {
+namespace {
+
+Bytes as_bytes(std::string_view s) {
+  return Bytes(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
+}
+
+std::uint64_t wait_ms(Duration d) {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+}
+
+}  // namespace
+
+Bytes mac_label(wire::FrameType type) {
+  using wire::FrameType;
+  switch (type) {
+    case FrameType::kHelloReply: return as_bytes("roam/1 s2c HELLO_REPLY");
+    case FrameType::kFinish: return as_bytes("roam/1 c2s FINISH");
+    case FrameType::kMigrate: return as_bytes("roam/1 c2s MIGRATE");
+    case FrameType::kChallenge: return as_bytes("roam/1 s2c CHALLENGE");
+    case FrameType::kResponse: return as_bytes("roam/1 c2s RESPONSE");
+    case FrameType::kAccept: return as_bytes("roam/1 s2c ACCEPT");
+    case FrameType::kStale: return as_bytes("roam/1 s2c STALE");
+    default: return as_bytes("roam/1 unused");
+  }
+}
+
+Negotiated derive_session(const wire::Key& shared, Bytes transcript, const wire::Hello& hello,
+                          const wire::HelloReply& reply) {
+  const wire::Key th = crypto::blake2b_256(transcript);
+  const wire::Key prk = crypto::extract(shared, th);
+  Negotiated n;
+  n.features = hello.features & reply.features;
+  n.buffer_cap = std::min(hello.buffer_cap, reply.buffer_cap);
+  n.wait = std::chrono::milliseconds(std::min(hello.wait_ms, reply.wait_ms));
+  n.keys.mac_c2s = crypto::derive(prk, crypto::KeyId::kMacClientToServer);
+  n.keys.mac_s2c = crypto::derive(prk, crypto::KeyId::kMacServerToClient);
+  n.keys.aead_c2s = crypto::derive(prk, crypto::KeyId::kAeadClientToServer);
+  n.keys.aead_s2c = crypto::derive(prk, crypto::KeyId::kAeadServerToClient);
+  n.token = crypto::token_of(crypto::derive(prk, crypto::KeyId::kToken), hello.random, reply.random);
+  return n;
+}
+
+// --- client --------------------------------------------------------------------------------
+
+ClientHandshake::ClientHandshake(HandshakeParams params, crypto::Rng& rng) : params_(params) {
+  kp_ = crypto::keypair(rng);
+  rng.fill(hello_.random);
+}
+
+ClientHandshake::ClientHandshake(HandshakeParams params, const wire::Key& secret,
+                                 const wire::Random& random)
+    : params_(params) {
+  kp_.secret_key = secret;
+  kp_.public_key = crypto::public_of(secret);
+  hello_.random = random;
+}
+
+void ClientHandshake::write_hello(std::vector<std::uint8_t>& out) {
+  hello_.features = params_.features | wire::kFeatureResume;
+  hello_.buffer_cap = params_.buffer_cap;
+  hello_.wait_ms = std::max<std::uint64_t>(1, wait_ms(params_.wait));
+  hello_.public_key = kp_.public_key;
+  transcript_.clear();
+  wire::encode(hello_, transcript_);
+  out.insert(out.end(), transcript_.begin(), transcript_.end());
+}
+
+Result<Negotiated> ClientHandshake::on_hello_reply(Bytes frame, std::vector<std::uint8_t>& out) {
+  if (transcript_.empty()) return fail(Errc::kProtocol, "HELLO_REPLY before HELLO");
+  auto reply = wire::parse_hello_reply(frame.subspan(wire::kFrameHeaderSize));
+  if (!reply) return tl::unexpected(reply.error());
+  if (reply->features & ~hello_.features)
+    return fail(Errc::kProtocol, "server selected a feature we did not offer");
+  auto shared = crypto::x25519(kp_.secret_key, reply->public_key);
+  if (!shared) return tl::unexpected(shared.error());
+  // The transcript covers HELLO and HELLO_REPLY up to (not including) its MAC.
+  transcript_.insert(transcript_.end(), frame.begin(), frame.end() - wire::kMacSize);
+  Negotiated n = derive_session(*shared, transcript_, hello_, *reply);
+  const wire::Key th = crypto::blake2b_256(transcript_);
+  if (!crypto::mac_verify(n.keys.mac_s2c, {mac_label(wire::FrameType::kHelloReply), th}, reply->mac))
+    return fail(Errc::kBadMac, "HELLO_REPLY MAC does not verify (tampered or downgraded)");
+  wire::Finish fin;
+  fin.mac = crypto::mac(n.keys.mac_c2s, {mac_label(wire::FrameType::kFinish), th});
+  wire::encode(fin, out);
+  return n;
+}
+
+// --- server --------------------------------------------------------------------------------
+
+ServerHandshake::ServerHandshake(HandshakeParams params, crypto::Rng& rng) : params_(params) {
+  kp_ = crypto::keypair(rng);
+  rng.fill(random_);
+}
+
+ServerHandshake::ServerHandshake(HandshakeParams params, const wire::Key& secret,
+                                 const wire::Random& random)
+    : params_(params), random_(random) {
+  kp_.secret_key = secret;
+  kp_.public_key = crypto::public_of(secret);
+}
+
+Result<void> ServerHandshake::on_hello(Bytes frame, std::vector<std::uint8_t>& out) {
+  if (have_hello_) return fail(Errc::kProtocol, "second HELLO");
+  auto hello = wire::parse_hello(frame.subspan(wire::kFrameHeaderSize));
+  if (!hello) return tl::unexpected(hello.error());
+  auto shared = crypto::x25519(kp_.secret_key, hello->public_key);
+  if (!shared) return tl::unexpected(shared.error());
+
+  wire::HelloReply reply;
+  reply.features = hello->features & (params_.features | wire::kFeatureResume);
+  reply.buffer_cap = params_.buffer_cap;
+  reply.wait_ms = std::max<std::uint64_t>(1, wait_ms(params_.wait));
+  reply.random = random_;
+  reply.public_key = kp_.public_key;
+
+  std::vector<std::uint8_t> transcript(frame.begin(), frame.end());
+  const std::size_t reply_start = transcript.size();
+  wire::encode(reply, transcript);
+  transcript.resize(transcript.size() - wire::kMacSize);  // MAC not covered by itself
+
+  negotiated_ = derive_session(*shared, transcript, *hello, reply);
+  transcript_hash_ = crypto::blake2b_256(transcript);
+  reply.mac = crypto::mac(negotiated_.keys.mac_s2c,
+                          {mac_label(wire::FrameType::kHelloReply), transcript_hash_});
+  (void)reply_start;
+  wire::encode(reply, out);
+  have_hello_ = true;
+  return {};
+}
+
+Result<Negotiated> ServerHandshake::on_finish(Bytes frame) {
+  if (!have_hello_) return fail(Errc::kProtocol, "FINISH before HELLO");
+  auto fin = wire::parse_finish(frame.subspan(wire::kFrameHeaderSize));
+  if (!fin) return tl::unexpected(fin.error());
+  if (!crypto::mac_verify(negotiated_.keys.mac_c2s,
+                          {mac_label(wire::FrameType::kFinish), transcript_hash_}, fin->mac))
+    return fail(Errc::kBadMac, "FINISH MAC does not verify (tampered or downgraded)");
+  return negotiated_;
+}
+
+}  // namespace roam::core

@@ -1,0 +1,911 @@
+#include "core/session/session.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace roam::core {
+
+const char* state_name(State s) {
+  switch (s) {
+#define X(name, text) \
+  case State::name: return text;
+    ROAM_SESSION_STATES(X)
+#undef X
+  }
+  return "unknown";
+}
+
+// --- FrameDecoder --------------------------------------------------------------------------
+
+template <typename OnFrame, typename OnData>
+Result<void> FrameDecoder::feed(Bytes in, OnFrame&& on_frame, OnData&& on_data) {
+  std::size_t pos = 0;
+  auto take_into_partial = [&](std::size_t want) {
+    const std::size_t n = std::min(want - partial_.size(), in.size() - pos);
+    partial_.insert(partial_.end(), in.begin() + static_cast<std::ptrdiff_t>(pos),
+                    in.begin() + static_cast<std::ptrdiff_t>(pos + n));
+    pos += n;
+    return partial_.size() == want;
+  };
+  while (pos < in.size()) {
+    switch (stage_) {
+      case Stage::kPreamble: {
+        const bool full = take_into_partial(wire::kPreambleSize);
+        auto ok = wire::check_preamble(partial_);
+        if (!ok && ok.error().code != Errc::kNeedMore) return ok;
+        if (!full) continue;
+        partial_.clear();
+        stage_ = Stage::kHeader;
+        break;
+      }
+      case Stage::kHeader: {
+        if (!take_into_partial(wire::kFrameHeaderSize)) continue;
+        auto h = wire::decode_header(partial_);
+        if (!h) return tl::unexpected(h.error());
+        if (h->type == static_cast<std::uint8_t>(wire::FrameType::kData)) {
+          stage_ = Stage::kData;
+          data_left_ = h->length;
+          partial_.clear();
+        } else if (h->length == 0) {
+          auto r = on_frame(Frame{*h, partial_});
+          partial_.clear();
+          if (!r) return r;
+        } else {
+          stage_ = Stage::kControl;
+          need_ = wire::kFrameHeaderSize + h->length;
+        }
+        break;
+      }
+      case Stage::kControl: {
+        if (!take_into_partial(need_)) continue;
+        auto h = wire::decode_header(partial_);
+        stage_ = Stage::kHeader;
+        auto r = on_frame(Frame{*h, partial_});
+        partial_.clear();
+        if (!r) return r;
+        break;
+      }
+      case Stage::kData: {
+        const std::size_t n = std::min(data_left_, in.size() - pos);
+        auto r = on_data(in.subspan(pos, n));
+        pos += n;
+        data_left_ -= n;
+        if (data_left_ == 0) stage_ = Stage::kHeader;
+        if (!r) return r;
+        break;
+      }
+    }
+  }
+  return {};
+}
+
+namespace {
+
+// "Stop feeding; the handler already dealt with it."
+tl::unexpected<Error> stop() { return fail(Errc::kNeedMore); }
+
+std::string fmt_duration(Duration d) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+}  // namespace
+
+// --- construction --------------------------------------------------------------------------
+
+Session::Session(const SessionConfig& cfg, crypto::Rng& rng, bool client, Time now)
+    : cfg_(cfg),
+      rng_(rng),
+      client_(client),
+      state_(client ? State::kClientHandshake : State::kServerHandshake),
+      tx_(cfg.handshake.buffer_cap),
+      rx_(cfg.handshake.buffer_cap),
+      created_(now),
+      last_heard_(now),
+      last_progress_(now),
+      last_sent_(now),
+      lost_at_(now) {}
+
+Session::~Session() = default;
+
+std::unique_ptr<Session> Session::client(const SessionConfig& cfg, crypto::Rng& rng, Time now) {
+  auto s = std::make_unique<Session>(cfg, rng, true, now);
+  s->client_hs_ = std::make_unique<ClientHandshake>(cfg.handshake, rng);
+  return s;
+}
+
+std::unique_ptr<Session> Session::accept(const SessionConfig& cfg, crypto::Rng& rng, PathId path,
+                                         Bytes initial, Time now) {
+  auto s = std::make_unique<Session>(cfg, rng, false, now);
+  s->server_hs_ = std::make_unique<ServerHandshake>(cfg.handshake, rng);
+  Path& p = s->add_path(path, PathRole::kHandshake, now);
+  s->feed(p, initial, now);
+  return s;
+}
+
+// --- paths ---------------------------------------------------------------------------------
+
+Session::Path* Session::find(PathId id) {
+  for (auto& p : paths_)
+    if (p.id == id) return &p;
+  return nullptr;
+}
+const Session::Path* Session::find(PathId id) const {
+  for (const auto& p : paths_)
+    if (p.id == id) return &p;
+  return nullptr;
+}
+
+std::vector<PathId> Session::path_ids() const {
+  std::vector<PathId> out;
+  for (const auto& p : paths_) out.push_back(p.id);
+  return out;
+}
+
+Session::Path& Session::add_path(PathId id, PathRole role, Time now) {
+  // paths_ is a deque: references to other paths stay valid while we add one.
+  paths_.emplace_back();
+  Path& p = paths_.back();
+  p.id = id;
+  p.role = role;
+  p.opened = now;
+  wire::encode_preamble(p.ctrl);
+  return p;
+}
+
+void Session::close_path(Path& p, bool flush) {
+  if (active_ && *active_ == p.id) active_.reset();
+  p.role = PathRole::kClosing;
+  const bool frame_started =
+      p.hdr_left + p.payload_left > 0 && p.hdr_left < wire::kFrameHeaderSize;
+  if (!flush) {
+    p.ctrl.clear();
+    p.ctrl_sent = 0;
+  }
+  // With `flush`, a DATA frame already begun is finished first so that the queued control
+  // frames (CLOSE, final ACK) stay parseable; otherwise nothing more of it is sent.
+  if (!flush || !frame_started) {
+    p.hdr_left = 0;
+    p.payload_left = 0;
+  }
+}
+
+void Session::forget_path(PathId id) {
+  for (auto it = paths_.begin(); it != paths_.end(); ++it) {
+    if (it->id != id) continue;
+    if (active_ && *active_ == id) active_.reset();
+    paths_.erase(it);
+    return;
+  }
+}
+
+bool Session::path_done(PathId id) const {
+  const Path* p = find(id);
+  if (!p) return true;
+  if (p->role != PathRole::kClosing) return false;
+  return p->ctrl_sent >= p->ctrl.size() && p->hdr_left + p->payload_left == 0;
+}
+
+void Session::attach_path(PathId id, Time now) {
+  if (!client_ || find(id)) return;
+  if (state_ == State::kClosed) {
+    add_path(id, PathRole::kClosing, now).ctrl.clear();
+    return;
+  }
+  if (state_ == State::kClientHandshake) {
+    if (!paths_.empty()) {  // only one handshake connection
+      add_path(id, PathRole::kClosing, now).ctrl.clear();
+      return;
+    }
+    Path& p = add_path(id, PathRole::kHandshake, now);
+    client_hs_->write_hello(p.ctrl);
+    return;
+  }
+  // A migrate attempt: it supersedes every older attempt.
+  for (auto& other : paths_)
+    if (other.role == PathRole::kAttempt) close_path(other, false);
+  Path& p = add_path(id, PathRole::kAttempt, now);
+  p.request = ++request_;
+  wire::Migrate m;
+  m.token = negotiated_.token;
+  m.request = p.request;
+  m.received = rx_.received();
+  m.mac = crypto::mac(negotiated_.keys.mac_c2s,
+                      {mac_label(wire::FrameType::kMigrate), m.token, crypto::be64(m.request),
+                       crypto::be64(m.received)});
+  wire::encode(m, p.ctrl);
+  if (!active_) state_ = State::kClientMigrating;
+}
+
+void Session::attach_server_path(PathId id, Bytes initial, Time now) {
+  if (client_ || find(id)) return;
+  Path& p = add_path(id, PathRole::kProbation, now);
+  if (state_ == State::kClosed || state_ == State::kServerHandshake) {
+    // Not (or no longer) resumable: answer like an unknown token.
+    wire::encode(wire::Refused{}, p.ctrl);
+    close_path(p, true);
+    return;
+  }
+  feed(p, initial, now);
+}
+
+MutBytes Session::recv_space(PathId id) {
+  Path* p = find(id);
+  if (p && p->role != PathRole::kClosing && state_ != State::kClosed &&
+      p->decoder.data_remaining() > 0 && data_allowed(*p)) {
+    MutBytes direct = rx_.space(p->decoder.data_remaining());
+    if (!direct.empty()) {
+      direct_read_ = id;
+      return direct;
+    }
+  }
+  direct_read_.reset();
+  return MutBytes(staging_);
+}
+
+void Session::on_received(PathId id, std::size_t n, Time now) {
+  Path* p = find(id);
+  const bool direct = direct_read_ && *direct_read_ == id;
+  direct_read_.reset();
+  if (!p || n == 0) return;
+  p->bytes_in += n;
+  if (direct) {
+    rx_.commit(n);
+    p->decoder.data_read_directly(n);
+    last_heard_ = last_progress_ = now;
+    return;
+  }
+  feed(*p, Bytes(staging_.data(), std::min(n, staging_.size())), now);
+}
+
+void Session::feed(Path& p, Bytes in, Time now) {
+  if (p.role == PathRole::kClosing || state_ == State::kClosed) return;
+  auto r = p.decoder.feed(
+      in, [&](const FrameDecoder::Frame& f) { return handle_frame(p, f, now); },
+      [&](Bytes d) { return handle_data(p, d, now); });
+  if (!r && r.error().code != Errc::kNeedMore) path_failed(p, now, r.error(), true);
+}
+
+void Session::on_path_error(PathId id, Time now, const std::string& why) {
+  Path* p = find(id);
+  if (!p) return;
+  path_failed(*p, now, Error{Errc::kAborted, why}, false);
+}
+
+void Session::path_failed(Path& p, Time now, const Error& why, bool peer_fault) {
+  switch (p.role) {
+    case PathRole::kClosing:
+      p.ctrl.clear();
+      p.ctrl_sent = 0;
+      return;
+    case PathRole::kHandshake:
+      close_path(p, peer_fault);
+      close_session(false, Error{why.code, "handshake failed: " + why.detail}, now, peer_fault);
+      return;
+    case PathRole::kActive:
+      if (peer_fault) {
+        close_session(false, why, now, true);
+      } else {
+        close_path(p, false);
+        lose_active(now, why.detail);
+      }
+      return;
+    case PathRole::kAttempt:
+      close_path(p, false);
+      connect_request_ = true;
+      return;
+    case PathRole::kProbation:
+      close_path(p, false);
+      return;
+  }
+}
+
+void Session::lose_active(Time now, const std::string& why) {
+  if (active_) {
+    if (Path* old = find(*active_)) close_path(*old, false);
+    active_.reset();
+  }
+  if (state_ == State::kClosed) return;
+  lost_at_ = now;
+  bool attempt_in_flight = false;
+  for (const auto& p : paths_)
+    if (p.role == PathRole::kAttempt) attempt_in_flight = true;
+  if (client_) {
+    state_ = attempt_in_flight ? State::kClientMigrating : State::kClientWait;
+    connect_request_ = !attempt_in_flight;
+    next_probe_ = now + cfg_.probe_interval;
+  } else {
+    state_ = State::kServerWait;
+  }
+  Event e{EventType::kPathLost};
+  e.error = Error{Errc::kAborted, why};
+  emit(std::move(e));
+}
+
+// --- frames --------------------------------------------------------------------------------
+
+bool Session::data_allowed(const Path& p) const {
+  return p.role == PathRole::kActive &&
+         (state_ == State::kClientEstablished || state_ == State::kServerEstablished);
+}
+
+Result<void> Session::handle_data(Path& p, Bytes payload, Time now) {
+  if (p.role == PathRole::kClosing || state_ == State::kClosed) return stop();
+  if (!data_allowed(p)) return fail(Errc::kProtocol, "DATA before the session was established");
+  last_heard_ = last_progress_ = now;
+  return rx_.append(payload);
+}
+
+Result<void> Session::handle_frame(Path& p, const FrameDecoder::Frame& f, Time now) {
+  if (p.role == PathRole::kClosing || state_ == State::kClosed) return stop();
+  using wire::FrameType;
+  const auto type = static_cast<FrameType>(f.header.type);
+  const Bytes payload = f.bytes.subspan(wire::kFrameHeaderSize);
+
+  if (type == FrameType::kClose && (p.role == PathRole::kActive || p.role == PathRole::kHandshake ||
+                                    p.role == PathRole::kAttempt)) {
+    auto c = wire::parse_close(payload);
+    if (!c) return tl::unexpected(c.error());
+    close_session(false, Error{Errc::kAborted, "peer closed the session: " + c->reason}, now,
+                  false);
+    return stop();
+  }
+
+  switch (p.role) {
+    case PathRole::kHandshake:
+      if (client_) {
+        if (type != FrameType::kHelloReply)
+          return fail(Errc::kProtocol, std::string("expected HELLO_REPLY, got ") +
+                                           wire::frame_type_name(f.header.type));
+        auto n = client_hs_->on_hello_reply(f.bytes, p.ctrl);
+        if (!n) return tl::unexpected(n.error());
+        negotiated_ = *n;
+        p.role = PathRole::kActive;
+        active_ = p.id;
+        enter_established(now);
+        return {};
+      }
+      if (type == FrameType::kHello) return server_hs_->on_hello(f.bytes, p.ctrl);
+      if (type == FrameType::kFinish) {
+        auto n = server_hs_->on_finish(f.bytes);
+        if (!n) return tl::unexpected(n.error());
+        negotiated_ = *n;
+        p.role = PathRole::kActive;
+        active_ = p.id;
+        enter_established(now);
+        return {};
+      }
+      return fail(Errc::kProtocol, std::string("unexpected ") +
+                                       wire::frame_type_name(f.header.type) + " in handshake");
+    case PathRole::kActive:
+      return on_established_frame(p, f, now);
+    case PathRole::kAttempt:
+      return client_on_migrate_reply(p, f, now);
+    case PathRole::kProbation:
+      if (type == FrameType::kMigrate && p.request == 0) {
+        auto m = wire::parse_migrate(payload);
+        if (!m) {
+          wire::encode(wire::Refused{}, p.ctrl);
+          close_path(p, true);
+          return stop();
+        }
+        server_on_migrate(p, *m, now);
+        return {};
+      }
+      if (type == FrameType::kResponse && p.request != 0) return server_on_response(p, f, now);
+      return fail(Errc::kProtocol, "unexpected frame on a path under validation");
+    case PathRole::kClosing:
+      return stop();
+  }
+  return stop();
+}
+
+Result<void> Session::on_established_frame(Path& /*p*/, const FrameDecoder::Frame& f, Time now) {
+  using wire::FrameType;
+  const Bytes payload = f.bytes.subspan(wire::kFrameHeaderSize);
+  last_heard_ = last_progress_ = now;
+  switch (static_cast<FrameType>(f.header.type)) {
+    case FrameType::kAck: {
+      auto a = wire::parse_ack(payload);
+      if (!a) return tl::unexpected(a.error());
+      if (auto ok = tx_.on_ack(a->consumed); !ok) return ok;
+      check_finished(now);
+      return {};
+    }
+    case FrameType::kFin: {
+      auto fin = wire::parse_fin(payload);
+      if (!fin) return tl::unexpected(fin.error());
+      return rx_.on_fin(fin->offset);
+    }
+    default:
+      return fail(Errc::kProtocol, std::string("unexpected ") +
+                                       wire::frame_type_name(f.header.type) + " on an established path");
+  }
+}
+
+void Session::enter_established(Time now) {
+  state_ = client_ ? State::kClientEstablished : State::kServerEstablished;
+  established_once_ = true;
+  last_heard_ = last_progress_ = last_sent_ = now;
+  ack_sent_ = rx_.consumed();
+  client_hs_.reset();
+  server_hs_.reset();
+  emit(Event{EventType::kEstablished});
+}
+
+// --- migration: client ---------------------------------------------------------------------
+
+Result<void> Session::client_on_migrate_reply(Path& p, const FrameDecoder::Frame& f, Time now) {
+  using wire::FrameType;
+  const Bytes payload = f.bytes.subspan(wire::kFrameHeaderSize);
+  const auto& k = negotiated_.keys;
+  const auto& tok = negotiated_.token;
+  if (p.request != request_) {  // only the newest attempt is heeded
+    close_path(p, false);
+    return stop();
+  }
+  switch (static_cast<FrameType>(f.header.type)) {
+    case FrameType::kChallenge: {
+      auto c = wire::parse_challenge(payload);
+      if (!c) return tl::unexpected(c.error());
+      if (p.responded || c->request != p.request) return fail(Errc::kProtocol, "unexpected CHALLENGE");
+      if (!crypto::mac_verify(k.mac_s2c,
+                              {mac_label(FrameType::kChallenge), tok, crypto::be64(c->request),
+                               c->nonce},
+                              c->mac))
+        return fail(Errc::kBadMac, "CHALLENGE MAC does not verify");
+      last_heard_ = now;
+      refusals_ = 0;
+      // Commit to this path: the old one (make-before-break) is never read again, so the
+      // position we report now is final.
+      if (active_) {
+        if (Path* old = find(*active_)) close_path(*old, false);
+        active_.reset();
+        state_ = State::kClientMigrating;
+      }
+      wire::Response r;
+      r.request = c->request;
+      r.received = rx_.received();
+      r.mac = crypto::mac(k.mac_c2s, {mac_label(FrameType::kResponse), tok, crypto::be64(r.request),
+                                      c->nonce, crypto::be64(r.received)});
+      wire::encode(r, p.ctrl);
+      p.responded = true;
+      return {};
+    }
+    case FrameType::kAccept: {
+      auto a = wire::parse_accept(payload);
+      if (!a) return tl::unexpected(a.error());
+      if (!p.responded || a->request != p.request) return fail(Errc::kProtocol, "unexpected ACCEPT");
+      if (!crypto::mac_verify(k.mac_s2c,
+                              {mac_label(FrameType::kAccept), tok, crypto::be64(a->request),
+                               crypto::be64(a->received)},
+                              a->mac))
+        return fail(Errc::kBadMac, "ACCEPT MAC does not verify");
+      if (auto ok = tx_.rewind_to(a->received); !ok) {
+        close_session(false, ok.error(), now, true);
+        return stop();
+      }
+      for (auto& other : paths_)
+        if (other.id != p.id && other.role == PathRole::kAttempt) close_path(other, false);
+      p.role = PathRole::kActive;
+      active_ = p.id;
+      state_ = State::kClientEstablished;
+      ++migrations_;
+      last_heard_ = last_progress_ = last_sent_ = now;
+      Event e{EventType::kMigrated};
+      e.path = p.id;
+      e.took = now - lost_at_;
+      e.request = p.request;
+      emit(std::move(e));
+      queue_ack(p, now);
+      return {};
+    }
+    case FrameType::kStale: {
+      auto s = wire::parse_stale(payload);
+      if (!s) return tl::unexpected(s.error());
+      if (s->request != p.request) return {};
+      if (!crypto::mac_verify(k.mac_s2c,
+                              {mac_label(FrameType::kStale), tok, crypto::be64(s->request),
+                               crypto::be64(s->newest)},
+                              s->mac))
+        return fail(Errc::kBadMac, "STALE MAC does not verify");
+      last_heard_ = now;
+      request_ = std::max(request_, s->newest);
+      close_path(p, false);
+      connect_request_ = true;
+      return stop();
+    }
+    case FrameType::kRefused: {
+      auto r = wire::parse_refused(payload);
+      if (!r) return tl::unexpected(r.error());
+      if (r->request != p.request) return {};
+      close_path(p, false);
+      if (++refusals_ >= 2) {
+        close_session(false,
+                      Error{Errc::kRefused,
+                            "the server no longer knows this session (it restarted or the session "
+                            "expired)"},
+                      now, false);
+      } else {
+        connect_request_ = true;
+      }
+      return stop();
+    }
+    default:
+      return fail(Errc::kProtocol, std::string("unexpected ") +
+                                       wire::frame_type_name(f.header.type) + " during migration");
+  }
+}
+
+// --- migration: server ---------------------------------------------------------------------
+
+void Session::server_on_migrate(Path& p, const wire::Migrate& m, Time now) {
+  using wire::FrameType;
+  const auto& k = negotiated_.keys;
+  const auto& tok = negotiated_.token;
+  const bool mac_ok = crypto::mac_verify(
+      k.mac_c2s,
+      {mac_label(FrameType::kMigrate), m.token, crypto::be64(m.request), crypto::be64(m.received)},
+      m.mac);
+  if (!mac_ok || !crypto::equal_ct(m.token, tok)) {
+    wire::Refused r;
+    r.request = m.request;
+    wire::encode(r, p.ctrl);
+    close_path(p, true);
+    return;
+  }
+  if (m.request <= request_) {
+    wire::Stale s;
+    s.request = m.request;
+    s.newest = request_;
+    s.mac = crypto::mac(k.mac_s2c, {mac_label(FrameType::kStale), tok, crypto::be64(s.request),
+                                    crypto::be64(s.newest)});
+    wire::encode(s, p.ctrl);
+    close_path(p, true);
+    return;
+  }
+  // Bound the competing attempts kept on probation: evict the oldest.
+  std::size_t on_probation = 0;
+  Path* oldest = nullptr;
+  for (auto& other : paths_) {
+    if (other.role != PathRole::kProbation || other.request == 0 || other.id == p.id) continue;
+    ++on_probation;
+    if (!oldest || other.opened < oldest->opened) oldest = &other;
+  }
+  if (oldest && on_probation + 1 > cfg_.max_probation_paths) close_path(*oldest, false);
+
+  p.request = m.request;
+  p.opened = now;
+  rng_.fill(p.nonce);
+  wire::Challenge c;
+  c.request = m.request;
+  c.nonce = p.nonce;
+  c.mac = crypto::mac(k.mac_s2c,
+                      {mac_label(FrameType::kChallenge), tok, crypto::be64(c.request), c.nonce});
+  wire::encode(c, p.ctrl);
+}
+
+Result<void> Session::server_on_response(Path& p, const FrameDecoder::Frame& f, Time now) {
+  using wire::FrameType;
+  const auto& k = negotiated_.keys;
+  const auto& tok = negotiated_.token;
+  auto r = wire::parse_response(f.bytes.subspan(wire::kFrameHeaderSize));
+  if (!r) return tl::unexpected(r.error());
+  if (r->request != p.request) return fail(Errc::kProtocol, "RESPONSE for another request");
+  if (!crypto::mac_verify(k.mac_c2s,
+                          {mac_label(FrameType::kResponse), tok, crypto::be64(r->request), p.nonce,
+                           crypto::be64(r->received)},
+                          r->mac))
+    return fail(Errc::kBadMac, "RESPONSE MAC does not verify");
+  if (r->request <= request_) {
+    wire::Stale s;
+    s.request = r->request;
+    s.newest = request_;
+    s.mac = crypto::mac(k.mac_s2c, {mac_label(FrameType::kStale), tok, crypto::be64(s.request),
+                                    crypto::be64(s.newest)});
+    wire::encode(s, p.ctrl);
+    close_path(p, true);
+    return stop();
+  }
+  // Adopt atomically: the old path is never read again, so our received offset is final.
+  request_ = r->request;
+  const bool was_waiting = state_ == State::kServerWait;
+  if (active_) {
+    if (Path* old = find(*active_)) close_path(*old, false);
+    active_.reset();
+  }
+  for (auto& other : paths_)
+    if (other.id != p.id && other.role == PathRole::kProbation && other.request < r->request)
+      close_path(other, false);
+  if (auto ok = tx_.rewind_to(r->received); !ok) {
+    close_session(false, ok.error(), now, false);
+    return stop();
+  }
+  p.role = PathRole::kActive;
+  active_ = p.id;
+  state_ = State::kServerEstablished;
+  ++migrations_;
+  last_heard_ = last_progress_ = last_sent_ = now;
+  wire::Accept a;
+  a.request = r->request;
+  a.received = rx_.received();
+  a.mac = crypto::mac(k.mac_s2c, {mac_label(FrameType::kAccept), tok, crypto::be64(a.request),
+                                  crypto::be64(a.received)});
+  wire::encode(a, p.ctrl);
+  ack_sent_ = rx_.consumed();
+  Event e{EventType::kMigrated};
+  e.path = p.id;
+  e.took = was_waiting ? now - lost_at_ : Duration{0};
+  e.request = r->request;
+  emit(std::move(e));
+  return {};
+}
+
+// --- transmit ------------------------------------------------------------------------------
+
+std::size_t Session::credit() const {
+  const std::uint64_t limit = tx_.acked() + negotiated_.buffer_cap;
+  return tx_.sent() >= limit ? 0 : static_cast<std::size_t>(limit - tx_.sent());
+}
+
+IoSlices Session::poll_transmit(PathId id, Time now) {
+  IoSlices out;
+  Path* p = find(id);
+  if (!p) return out;
+  p->plan_ctrl = 0;
+  auto add = [&](Bytes b) {
+    if (!b.empty() && out.count < IoSlices::kMax) out.slice[out.count++] = b;
+  };
+  auto add_payload = [&](std::size_t n) {
+    std::uint64_t off = tx_.sent();
+    while (n > 0 && out.count < IoSlices::kMax) {
+      Bytes b = tx_.data_at(off, n);
+      if (b.empty()) break;
+      add(b);
+      off += b.size();
+      n -= b.size();
+    }
+  };
+  const bool frame_open = p->hdr_left + p->payload_left > 0;
+  const bool frame_started = frame_open && p->hdr_left < wire::kFrameHeaderSize;
+  if (frame_started) {
+    add(Bytes(p->data_hdr + (wire::kFrameHeaderSize - p->hdr_left), p->hdr_left));
+    add_payload(p->payload_left);
+    return out;
+  }
+  if (!frame_open && data_allowed(*p) && tx_.fin_pending()) {
+    wire::encode(wire::Fin{*tx_.fin_offset()}, p->ctrl);
+    tx_.mark_fin_sent();
+    last_sent_ = now;
+  }
+  if (p->ctrl_sent < p->ctrl.size()) {
+    p->plan_ctrl = p->ctrl.size() - p->ctrl_sent;
+    add(Bytes(p->ctrl.data() + p->ctrl_sent, p->plan_ctrl));
+  }
+  if (!frame_open && data_allowed(*p)) {
+    const std::uint64_t data_end = tx_.written();
+    const std::size_t unsent =
+        tx_.sent() < data_end ? static_cast<std::size_t>(data_end - tx_.sent()) : 0;
+    const std::size_t len = std::min({unsent, credit(), wire::kMaxDataPayload});
+    if (len > 0) {
+      wire::encode_header(wire::FrameType::kData, static_cast<std::uint32_t>(len), p->data_hdr);
+      p->hdr_left = wire::kFrameHeaderSize;
+      p->payload_left = len;
+    }
+  }
+  if (p->hdr_left + p->payload_left > 0) {
+    add(Bytes(p->data_hdr + (wire::kFrameHeaderSize - p->hdr_left), p->hdr_left));
+    add_payload(p->payload_left);
+  }
+  return out;
+}
+
+void Session::on_transmitted(PathId id, std::size_t n, Time now) {
+  Path* p = find(id);
+  if (!p || n == 0) return;
+  p->bytes_out += n;
+  const std::size_t c = std::min(n, p->plan_ctrl);
+  p->ctrl_sent += c;
+  p->plan_ctrl -= c;
+  n -= c;
+  if (p->ctrl_sent == p->ctrl.size() && p->role != PathRole::kClosing) {
+    p->ctrl.clear();
+    p->ctrl_sent = 0;
+  }
+  const std::size_t h = std::min(n, p->hdr_left);
+  p->hdr_left -= h;
+  n -= h;
+  const std::size_t d = std::min(n, p->payload_left);
+  p->payload_left -= d;
+  if (d > 0) tx_.mark_sent(d);
+  if (active_ && *active_ == id) last_sent_ = now;
+}
+
+bool Session::wants_write(PathId id) const {
+  const Path* p = find(id);
+  if (!p) return false;
+  if (p->ctrl_sent < p->ctrl.size() || p->hdr_left + p->payload_left > 0) return true;
+  if (!data_allowed(*p)) return false;
+  if (tx_.fin_pending()) return true;
+  return tx_.sent() < tx_.written() && credit() > 0;
+}
+
+void Session::note_transport_progress(PathId id, Time now) {
+  if (active_ && *active_ == id) last_progress_ = std::max(last_progress_, now);
+}
+
+// --- application ---------------------------------------------------------------------------
+
+void Session::queue_ack(Path& p, Time now) {
+  wire::encode(wire::Ack{rx_.consumed()}, p.ctrl);
+  ack_sent_ = rx_.consumed();
+  last_sent_ = now;
+}
+
+void Session::maybe_ack(Time now) {
+  if (!active_ || state_ == State::kClosed) return;
+  Path* p = find(*active_);
+  if (!p || !data_allowed(*p)) return;
+  const std::uint64_t threshold = std::max<std::uint64_t>(1, negotiated_.buffer_cap / 4);
+  if (rx_.consumed() - ack_sent_ >= threshold) queue_ack(*p, now);
+}
+
+void Session::consume(std::size_t n, Time now) {
+  rx_.consume(n);
+  maybe_ack(now);
+}
+
+void Session::consume_eof(Time now) {
+  if (!rx_.at_eof() || rx_.eof_consumed()) return;
+  rx_.consume_eof();
+  if (active_)
+    if (Path* p = find(*active_); p && data_allowed(*p)) queue_ack(*p, now);
+  check_finished(now);
+}
+
+void Session::check_finished(Time now) {
+  if (state_ == State::kClosed) return;
+  if (tx_.all_acked() && rx_.eof_consumed() && ack_sent_ == rx_.consumed())
+    close_session(true, Error{Errc::kAborted, "both directions ended"}, now, false);
+}
+
+void Session::abort(const std::string& reason, Time now) {
+  close_session(false, Error{Errc::kAborted, reason}, now, true);
+}
+
+void Session::close_session(bool clean, Error err, Time now, bool tell_peer) {
+  (void)now;
+  if (state_ == State::kClosed) return;
+  if (tell_peer && active_) {
+    if (Path* p = find(*active_)) {
+      wire::Close c;
+      c.code = static_cast<std::uint16_t>(err.code);
+      c.reason = err.detail;
+      wire::encode(c, p->ctrl);
+    }
+  }
+  state_ = State::kClosed;
+  closed_clean_ = clean;
+  close_error_ = err;
+  for (auto& p : paths_) {
+    const bool flush = (active_ && *active_ == p.id) || p.role == PathRole::kHandshake;
+    close_path(p, flush);
+  }
+  active_.reset();
+  Event e{EventType::kClosed};
+  e.clean = clean;
+  e.error = std::move(err);
+  emit(std::move(e));
+}
+
+std::optional<Event> Session::poll_event() {
+  if (events_.empty()) return std::nullopt;
+  Event e = std::move(events_.front());
+  events_.pop_front();
+  return e;
+}
+
+// --- time ----------------------------------------------------------------------------------
+
+Duration Session::probe_delay(Time now) const {
+  const Duration since = now - lost_at_;
+  if (since < cfg_.fast_probe_period) return cfg_.probe_interval;
+  return std::clamp<Duration>(since / 10, cfg_.probe_interval, cfg_.max_probe_interval);
+}
+
+Duration Session::path_timeout() const { return cfg_.heartbeat * cfg_.dead_after_beats; }
+
+Time Session::next_deadline() const {
+  Time t = Time::never();
+  switch (state_) {
+    case State::kClosed:
+      return t;
+    case State::kClientHandshake:
+    case State::kServerHandshake:
+      return created_ + cfg_.handshake_timeout;
+    case State::kClientEstablished:
+    case State::kServerEstablished:
+      t = std::min(last_sent_ + cfg_.heartbeat, last_progress_ + path_timeout());
+      break;
+    case State::kClientWait:
+    case State::kClientMigrating:
+    case State::kServerWait:
+      t = last_heard_ + negotiated_.wait;
+      if (client_) t = std::min(t, next_probe_);
+      break;
+  }
+  for (const auto& p : paths_) {
+    if (p.role == PathRole::kAttempt) t = std::min(t, p.opened + cfg_.attempt_timeout);
+    if (p.role == PathRole::kProbation) t = std::min(t, p.opened + cfg_.handshake_timeout);
+  }
+  return t;
+}
+
+void Session::on_timeout(Time now) {
+  switch (state_) {
+    case State::kClosed:
+      return;
+    case State::kClientHandshake:
+    case State::kServerHandshake:
+      if (now >= created_ + cfg_.handshake_timeout)
+        close_session(false,
+                      Error{Errc::kTimeout, "handshake did not complete within " +
+                                                fmt_duration(cfg_.handshake_timeout)},
+                      now, false);
+      return;
+    case State::kClientEstablished:
+    case State::kServerEstablished:
+      if (now >= last_progress_ + path_timeout()) {
+        lose_active(now, "nothing heard for " + fmt_duration(now - last_progress_));
+        break;
+      }
+      if (now >= last_sent_ + cfg_.heartbeat && active_)
+        if (Path* p = find(*active_)) queue_ack(*p, now);
+      break;
+    case State::kClientWait:
+    case State::kClientMigrating:
+    case State::kServerWait:
+      break;
+  }
+  if (state_ == State::kClientWait || state_ == State::kClientMigrating ||
+      state_ == State::kServerWait) {
+    if (now >= last_heard_ + negotiated_.wait) {
+      close_session(false,
+                    Error{Errc::kTimeout, "peer silent for " + fmt_duration(now - last_heard_) +
+                                              ": migrate wait of " +
+                                              fmt_duration(negotiated_.wait) + " expired"},
+                    now, false);
+      return;
+    }
+    if (client_ && now >= next_probe_) {
+      bool attempt_live = false;
+      for (const auto& p : paths_)
+        if (p.role == PathRole::kAttempt) attempt_live = true;
+      if (!attempt_live) connect_request_ = true;
+      next_probe_ = now + probe_delay(now);
+    }
+  }
+  for (auto& p : paths_) {
+    if (p.role == PathRole::kAttempt && now >= p.opened + cfg_.attempt_timeout) {
+      close_path(p, false);
+      connect_request_ = true;
+    }
+    if (p.role == PathRole::kProbation && now >= p.opened + cfg_.handshake_timeout)
+      close_path(p, false);
+  }
+}
+
+bool Session::take_connect_request() {
+  const bool r = connect_request_;
+  connect_request_ = false;
+  return r && state_ != State::kClosed && state_ != State::kClientHandshake && client_;
+}
+
+void Session::request_migration(Time now) {
+  if (!client_ || state_ == State::kClosed || state_ == State::kClientHandshake) return;
+  connect_request_ = true;
+  next_probe_ = now + cfg_.probe_interval;
+}
+
+}  // namespace roam::core

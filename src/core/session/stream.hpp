@@ -1,0 +1,146 @@
+// Byte rings addressed by 64-bit stream offsets: the retention (send) buffer and the receive
+// buffer of a session.
+//
+// Theory of operation. Each direction of a session is one byte stream numbered from 0. The sender
+// keeps every byte from the peer's last acknowledged "consumed" offset up to what its application
+// wrote; that is what a resume may need again. The end of stream (FIN) occupies one position,
+// exactly as in TCP, so "consumed == fin_offset + 1" means the peer's application saw the end.
+// Rings allocate lazily and grow by doubling up to the cap, so an idle session holds no buffer.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "core/common.hpp"
+
+namespace roam::core {
+
+// A ring of bytes covering stream offsets [begin, end). Capacity grows on demand up to `cap`.
+class ByteRing {
+ public:
+  explicit ByteRing(std::size_t cap) : cap_(cap) {}
+
+  std::uint64_t begin() const { return begin_; }
+  std::uint64_t end() const { return end_; }
+  std::size_t size() const { return static_cast<std::size_t>(end_ - begin_); }
+  std::size_t cap() const { return cap_; }
+  std::size_t allocated() const { return buf_.size(); }
+
+  // Largest contiguous writable region at end(), growing storage if it helps; empty when full.
+  MutBytes free_span();
+  void push(std::size_t n) { end_ += n; }
+  // Contiguous readable bytes starting at stream offset `from` (begin() <= from <= end()).
+  Bytes data_at(std::uint64_t from) const;
+  // Drops bytes below `to` (begin() <= to <= end()).
+  void pop_to(std::uint64_t to);
+  // Frees storage when empty (an idle session keeps no buffer).
+  void shrink_if_empty();
+  // Restarts an empty ring at a new offset (used when a stream starts elsewhere than 0).
+  void reset_at(std::uint64_t offset) {
+    begin_ = end_ = offset;
+  }
+
+ private:
+  void grow(std::size_t want);
+
+  std::size_t cap_;
+  std::vector<std::uint8_t> buf_;
+  std::uint64_t begin_ = 0;
+  std::uint64_t end_ = 0;
+};
+
+// The sending half: retention buffer plus FIN.
+class SendStream {
+ public:
+  explicit SendStream(std::size_t cap) : ring_(cap) {}
+
+  // Application side -------------------------------------------------------------------------
+  // Contiguous space the application may fill directly (zero-copy send path); empty when the
+  // retention buffer is full (backpressure) or after shutdown.
+  MutBytes write_space();
+  void commit(std::size_t n);
+  // Copies as much of `in` as fits; returns the count.
+  std::size_t write(Bytes in);
+  // Queues the end of stream after everything written so far.
+  void shutdown();
+  bool is_shutdown() const { return fin_offset_.has_value(); }
+
+  // Transmit side ----------------------------------------------------------------------------
+  std::uint64_t written() const { return ring_.end(); }
+  std::uint64_t sent() const { return sent_; }
+  std::uint64_t acked() const { return acked_; }
+  std::optional<std::uint64_t> fin_offset() const { return fin_offset_; }
+  // Unsent data bytes from sent(), contiguous, at most `max`.
+  Bytes unsent(std::size_t max) const;
+  // Retained bytes from stream offset `from`, contiguous, at most `max`.
+  Bytes data_at(std::uint64_t from, std::size_t max) const {
+    Bytes b = ring_.data_at(from);
+    return b.first(std::min(max, b.size()));
+  }
+  void mark_sent(std::size_t n) { sent_ += n; }
+  bool fin_pending() const { return fin_offset_ && sent_ == *fin_offset_; }
+  void mark_fin_sent() { sent_ = *fin_offset_ + 1; }
+  // Everything (data and FIN) acknowledged by the peer's application.
+  bool all_acked() const { return fin_offset_ && acked_ == *fin_offset_ + 1; }
+
+  // Peer acknowledgements --------------------------------------------------------------------
+  // The peer's application has consumed everything below `consumed` (FIN counts one). kProtocol
+  // if it acknowledges what we never wrote. Going backwards is ignored (reordered heartbeat).
+  Result<void> on_ack(std::uint64_t consumed);
+  // Resume: the peer holds everything below `received`; resend from there. kRetentionLost if we
+  // no longer hold it, kProtocol if it is beyond what we wrote.
+  Result<void> rewind_to(std::uint64_t received);
+
+  std::size_t retained() const { return ring_.size(); }
+  std::size_t allocated() const { return ring_.allocated(); }
+  void trim_memory() { ring_.shrink_if_empty(); }
+
+ private:
+  ByteRing ring_;
+  std::uint64_t sent_ = 0;
+  std::uint64_t acked_ = 0;
+  std::optional<std::uint64_t> fin_offset_;
+};
+
+// The receiving half.
+class RecvStream {
+ public:
+  explicit RecvStream(std::size_t cap) : ring_(cap) {}
+
+  // Transport side ---------------------------------------------------------------------------
+  // Where the next DATA payload bytes go (at most `max`). Empty only if the peer overran credit.
+  MutBytes space(std::size_t max);
+  void commit(std::size_t n) { ring_.push(n); }
+  // Copies payload bytes (used for the few bytes read together with a frame header).
+  // kProtocol if they do not fit (the peer broke the credit rule).
+  Result<void> append(Bytes in);
+  // End of stream at `offset`; kProtocol if it does not match what was received.
+  Result<void> on_fin(std::uint64_t offset);
+  // Offset up to which the session holds the stream (the resume position; FIN counts one).
+  std::uint64_t received() const { return ring_.end() + (fin_ ? 1 : 0); }
+
+  // Application side -------------------------------------------------------------------------
+  Bytes readable() const { return ring_.data_at(ring_.begin()); }
+  void consume(std::size_t n);
+  // True once every byte before the peer's FIN has been consumed.
+  bool at_eof() const { return fin_ && ring_.size() == 0; }
+  // The application took note of the end of stream; it now counts as consumed.
+  void consume_eof() {
+    if (at_eof()) eof_consumed_ = true;
+  }
+  // Offset the application has consumed (what ACK frames carry).
+  std::uint64_t consumed() const { return ring_.begin() + (eof_consumed_ ? 1 : 0); }
+  bool eof_consumed() const { return eof_consumed_; }
+  std::size_t buffered() const { return ring_.size(); }
+  std::size_t allocated() const { return ring_.allocated(); }
+  void trim_memory() { ring_.shrink_if_empty(); }
+
+ private:
+  ByteRing ring_;
+  bool fin_ = false;
+  bool eof_consumed_ = false;
+};
+
+}  // namespace roam::core
