@@ -1,1 +1,37 @@
-// placeholder
+#include <spdlog/spdlog.h>
+
+#include "apps/options.hpp"
+#include "io/server.hpp"
+
+namespace roam::apps {
+
+int run_server(const std::string& listen, const std::string& forward, const SessionFlags& flags) {
+  auto l = io::parse_endpoint(listen, "0.0.0.0");
+  if (!l) throw CLI::ValidationError("--listen", l.error().detail);
+  auto f = io::parse_endpoint(forward);
+  if (!f) throw CLI::ValidationError("--forward", f.error().detail);
+  io::ServerConfig cfg;
+  cfg.listen = *l;
+  cfg.forward = *f;
+  cfg.session = session_config(flags);
+  io::raise_nofile_limit();
+
+  io::Loop loop;
+  io::Server server(loop, cfg);
+  install_signals(
+      loop,
+      [&] {
+        spdlog::info("terminating: aborting {} session(s)", server.session_count());
+        server.abort_all("server shutting down");
+        loop.at(loop.now() + std::chrono::milliseconds(300), [&] { loop.stop(); });
+      },
+      [&] { spdlog::info("SIGHUP: nothing to reload (roam server has no access rules)"); });
+  if (auto ok = server.start(); !ok) {
+    spdlog::error("{}", ok.error().detail);
+    return 1;
+  }
+  loop.run();
+  return 0;
+}
+
+}  // namespace roam::apps

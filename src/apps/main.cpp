@@ -1,1 +1,86 @@
-int main() { return 0; }
+// roam: keeps TCP connections alive when a host's IP address changes.
+#include <cstdio>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "apps/options.hpp"
+#include "core/crypto/crypto.hpp"
+
+int main(int argc, char** argv) {
+  using namespace roam::apps;
+  CLI::App app{
+      "roam keeps TCP connections alive when a host's IP address changes.\n"
+      "A session is named by a secret-derived token, not by addresses: when the client's\n"
+      "connection breaks it reconnects from wherever it is and both sides resume exactly\n"
+      "where they were (no byte lost, duplicated or reordered).",
+      "roam"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "roam 0.1.0");
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (logs go to stderr)")
+      ->capture_default_str();
+
+  SessionFlags server_flags;
+  std::string listen, forward;
+  auto* server = app.add_subcommand(
+      "server",
+      "Accept roam sessions and forward each one's bytes to one fixed local service.\n"
+      "Example: roam server --listen 0.0.0.0:7000 --forward 127.0.0.1:22");
+  server->add_option("--listen", listen, "Address to accept roam sessions on (ADDR:PORT or [v6]:PORT)")
+      ->required();
+  server->add_option("--forward", forward,
+                     "The one service every session is forwarded to (HOST:PORT); never an open relay")
+      ->required();
+  add_session_flags(*server, server_flags);
+
+  SessionFlags connect_flags;
+  std::string target, port_arg, local;
+  auto* connect = app.add_subcommand(
+      "connect",
+      "Open a roam session to a `roam server`: on stdin/stdout, or for each connection to a\n"
+      "local listener (--local).\n"
+      "Examples:\n"
+      "  ssh -o ProxyCommand='roam connect %h 7000' host\n"
+      "  roam connect server.example:7000 --local 2222   # then: ssh -p 2222 localhost\n"
+      "Exit status (stdio mode): 0 clean end, 1 error, 2 usage, 3 session aborted.");
+  connect->add_option("target", target, "HOST:PORT, [v6]:PORT, or HOST followed by PORT")->required();
+  connect->add_option("port", port_arg, "PORT, when HOST is given alone (as ssh's %h)");
+  connect->add_option("--local", local,
+                      "[ADDR:]PORT to listen on; each accepted connection becomes its own session "
+                      "(ADDR defaults to 127.0.0.1)");
+  add_session_flags(*connect, connect_flags);
+
+  std::string demo_mode = "auto", demo_bytes = "64M";
+  int demo_cuts = 5;
+  auto* demo = app.add_subcommand(
+      "demo",
+      "Show roam at work: a stream through a roam session whose TCP connection is cut again and\n"
+      "again, beside a plain TCP stream that dies at the first cut.");
+  demo->add_option("--bytes", demo_bytes, "Bytes each stream carries")->capture_default_str();
+  demo->add_option("--cuts", demo_cuts, "How many times the connections are cut")->capture_default_str();
+  demo->add_option("--mode", demo_mode, "auto or loopback")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  setup_logging(log_level);
+  if (!roam::core::crypto::init()) {
+    spdlog::error("libsodium failed to initialise");
+    return 1;
+  }
+  try {
+    if (server->parsed()) return run_server(listen, forward, server_flags);
+    if (connect->parsed()) return run_connect(target, port_arg, local, connect_flags);
+    if (demo->parsed()) return run_demo(argv[0], demo_mode, demo_bytes, demo_cuts);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "roam: %s: %s\n", e.get_name().c_str(), e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+  return 2;
+}

@@ -1,1 +1,104 @@
-// placeholder
+#include "io/loop.hpp"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+namespace roam::io {
+
+Time boot_now() {
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return Time{std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)};
+}
+
+Loop::Loop() : epfd_(epoll_create1(EPOLL_CLOEXEC)), now_(boot_now()) {
+  if (epfd_ < 0) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+}
+
+Loop::~Loop() { ::close(epfd_); }
+
+bool Loop::add(int fd, std::uint32_t events, FdHandler h) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = fd;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return false;
+  fds_[fd] = Entry{std::make_shared<FdHandler>(std::move(h)), events};
+  return true;
+}
+
+void Loop::modify(int fd, std::uint32_t events) {
+  auto it = fds_.find(fd);
+  if (it == fds_.end() || it->second.events == events) return;
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = fd;
+  epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
+  it->second.events = events;
+}
+
+void Loop::remove(int fd) {
+  auto it = fds_.find(fd);
+  if (it == fds_.end()) return;
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+  fds_.erase(it);
+}
+
+Loop::TimerId Loop::at(Time when, TimerFn fn) {
+  const TimerId id = next_timer_++;
+  timers_.emplace(when, id);
+  timer_fns_.emplace(id, std::make_pair(when, std::move(fn)));
+  return id;
+}
+
+void Loop::cancel(TimerId id) {
+  auto it = timer_fns_.find(id);
+  if (it == timer_fns_.end()) return;
+  auto range = timers_.equal_range(it->second.first);
+  for (auto t = range.first; t != range.second; ++t)
+    if (t->second == id) {
+      timers_.erase(t);
+      break;
+    }
+  timer_fns_.erase(it);
+}
+
+void Loop::run() {
+  running_ = true;
+  std::vector<epoll_event> events(64);
+  while (running_) {
+    int timeout_ms = -1;
+    now_ = boot_now();
+    if (!timers_.empty()) {
+      const Duration d = timers_.begin()->first - now_;
+      timeout_ms = d.count() <= 0
+                       ? 0
+                       : static_cast<int>(std::min<std::int64_t>(
+                             (d.count() + 999'999) / 1'000'000, 60'000));
+    }
+    const int n = epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), timeout_ms);
+    if (n < 0 && errno != EINTR) throw std::runtime_error(std::string("epoll_wait: ") + std::strerror(errno));
+    now_ = boot_now();
+    for (int i = 0; i < n; ++i) {
+      auto it = fds_.find(events[static_cast<std::size_t>(i)].data.fd);
+      if (it == fds_.end()) continue;
+      auto handler = it->second.handler;  // keep alive even if the handler removes itself
+      (*handler)(events[static_cast<std::size_t>(i)].events);
+    }
+    while (!timers_.empty() && timers_.begin()->first <= now_) {
+      const TimerId id = timers_.begin()->second;
+      timers_.erase(timers_.begin());
+      auto it = timer_fns_.find(id);
+      if (it == timer_fns_.end()) continue;
+      TimerFn fn = std::move(it->second.second);
+      timer_fns_.erase(it);
+      fn();
+    }
+  }
+}
+
+}  // namespace roam::io

@@ -1,1 +1,194 @@
-// placeholder
+#include "io/net.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+namespace roam::io {
+
+using core::Errc;
+using core::fail;
+
+std::string Endpoint::str() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+Result<std::uint16_t> parse_port(std::string_view text) {
+  unsigned v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size() || v == 0 || v > 65535)
+    return fail(Errc::kMalformed, "bad port '" + std::string(text) + "' (1-65535)");
+  return static_cast<std::uint16_t>(v);
+}
+
+Result<Endpoint> parse_endpoint(std::string_view text, std::string_view default_host) {
+  Endpoint ep;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return fail(Errc::kMalformed, "bad address '" + std::string(text) + "': expected [v6]:PORT");
+    ep.host = std::string(text.substr(1, close - 1));
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      if (default_host.empty())
+        return fail(Errc::kMalformed, "bad address '" + std::string(text) + "': expected HOST:PORT");
+      ep.host = std::string(default_host);
+      port = text;
+    } else {
+      if (text.find(':') != colon)
+        return fail(Errc::kMalformed, "bad address '" + std::string(text) +
+                                          "': write IPv6 literals as [v6]:PORT");
+      ep.host = std::string(text.substr(0, colon));
+      port = text.substr(colon + 1);
+      if (ep.host.empty()) {
+        if (default_host.empty())
+          return fail(Errc::kMalformed, "bad address '" + std::string(text) + "': missing host");
+        ep.host = std::string(default_host);
+      }
+    }
+  }
+  auto p = parse_port(port);
+  if (!p) return tl::unexpected(p.error());
+  ep.port = *p;
+  return ep;
+}
+
+std::string SockAddr::str() const {
+  char host[INET6_ADDRSTRLEN] = "?";
+  std::uint16_t port = 0;
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+    port = ntohs(a->sin_port);
+    return std::string(host) + ":" + std::to_string(port);
+  }
+  if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+    port = ntohs(a->sin6_port);
+    return "[" + std::string(host) + "]:" + std::to_string(port);
+  }
+  return "?";
+}
+
+Result<std::vector<SockAddr>> resolve(const Endpoint& ep, bool passive) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = passive ? AI_PASSIVE : AI_ADDRCONFIG;
+  addrinfo* res = nullptr;
+  const std::string port = std::to_string(ep.port);
+  const int rc = getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &res);
+  if (rc != 0) return fail(Errc::kMalformed, "cannot resolve '" + ep.host + "': " + gai_strerror(rc));
+  std::vector<SockAddr> out;
+  for (addrinfo* a = res; a; a = a->ai_next) {
+    SockAddr s;
+    std::memcpy(&s.ss, a->ai_addr, a->ai_addrlen);
+    s.len = a->ai_addrlen;
+    out.push_back(s);
+  }
+  freeaddrinfo(res);
+  if (out.empty()) return fail(Errc::kMalformed, "no address for '" + ep.host + "'");
+  return out;
+}
+
+void set_nonblocking(int fd) {
+  const int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+Result<int> listen_on(const Endpoint& ep) {
+  auto addrs = resolve(ep, true);
+  if (!addrs) return tl::unexpected(addrs.error());
+  std::string last;
+  for (const auto& a : *addrs) {
+    const int fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, a.get(), a.len) == 0 && listen(fd, 1024) == 0) return fd;
+    last = a.str() + ": " + std::strerror(errno);
+    ::close(fd);
+  }
+  return fail(Errc::kMalformed, "cannot listen on " + ep.str() + ": " + last);
+}
+
+Result<int> connect_start(const SockAddr& addr) {
+  const int fd = socket(addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(Errc::kAborted, std::string("socket: ") + std::strerror(errno));
+  if (connect(fd, addr.get(), addr.len) != 0 && errno != EINPROGRESS) {
+    const int e = errno;
+    ::close(fd);
+    return fail(Errc::kAborted, "connect " + addr.str() + ": " + std::strerror(e));
+  }
+  return fd;
+}
+
+int connect_result(int fd) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+  return err;
+}
+
+void tune_path_socket(int fd, Duration user_timeout) {
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  const int lowat = 128 * 1024;
+  setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+  const unsigned ut = static_cast<unsigned>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(user_timeout).count());
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut);
+}
+
+void tune_app_socket(int fd) {
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+void reset_close(int fd) {
+  linger l{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  ::close(fd);
+}
+
+bool tcp_recent_ack(int fd, Duration window) {
+  tcp_info ti{};
+  socklen_t len = sizeof ti;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return false;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(window).count();
+  return ti.tcpi_unacked > 0 && static_cast<std::int64_t>(ti.tcpi_last_ack_recv) < ms;
+}
+
+static std::string name_of(int fd, bool peer) {
+  SockAddr a;
+  a.len = sizeof a.ss;
+  const int rc = peer ? getpeername(fd, reinterpret_cast<sockaddr*>(&a.ss), &a.len)
+                      : getsockname(fd, reinterpret_cast<sockaddr*>(&a.ss), &a.len);
+  return rc == 0 ? a.str() : "?";
+}
+std::string local_address(int fd) { return name_of(fd, false); }
+std::string peer_address(int fd) { return name_of(fd, true); }
+
+std::uint64_t raise_nofile_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  getrlimit(RLIMIT_NOFILE, &rl);
+  return rl.rlim_cur;
+}
+
+}  // namespace roam::io

@@ -1,1 +1,478 @@
-// placeholder
+#include "io/session_driver.hpp"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+namespace roam::io {
+namespace {
+
+// How long a closed session may spend flushing its last frames (final ACK, CLOSE).
+constexpr Duration kLinger = std::chrono::seconds(2);
+// A TCP connect that has not completed in this long is abandoned (the next probe starts anew).
+constexpr Duration kConnectTimeout = std::chrono::seconds(3);
+// Concurrent connection attempts per session while reconnecting.
+constexpr int kMaxConnecting = 2;
+// Reads per path per wakeup, so that one busy socket cannot starve the others.
+constexpr int kReadBudget = 16;
+
+std::string ms_text(Duration d) {
+  const double ms = std::chrono::duration<double, std::milli>(d).count();
+  return fmt::format("{:.1f} ms", ms);
+}
+
+}  // namespace
+
+core::PathId next_path_id() {
+  static core::PathId next = 1;
+  return next++;
+}
+
+SessionDriver::SessionDriver(Loop& loop, std::unique_ptr<core::Session> session, std::string name,
+                             Hooks hooks)
+    : loop_(loop), session_(std::move(session)), name_(std::move(name)), hooks_(std::move(hooks)) {}
+
+SessionDriver::~SessionDriver() {
+  for (auto& [id, ps] : paths_) {
+    loop_.remove(ps.fd);
+    if (ps.connect_timer) loop_.cancel(ps.connect_timer);
+    ::close(ps.fd);
+  }
+  if (timer_) loop_.cancel(timer_);
+  if (linger_timer_) loop_.cancel(linger_timer_);
+  if (app_attached_) release_app(false);
+}
+
+int SessionDriver::exit_status() const {
+  if (!ever_established_) return 1;
+  return session_->closed_clean() ? 0 : 3;
+}
+
+void SessionDriver::start() { connect_new_path(); }
+
+void SessionDriver::adopt_path(int fd, core::PathId id) {
+  PathSock ps;
+  ps.fd = fd;
+  ps.id = id;
+  ps.where = local_address(fd) + " <-> " + peer_address(fd);
+  paths_[id] = ps;
+  loop_.add(fd, EPOLLIN, [this, id](std::uint32_t ev) { on_path_event(id, ev); });
+  sync();
+}
+
+void SessionDriver::add_migrate_path(int fd, core::Bytes initial) {
+  const core::PathId id = next_path_id();
+  tune_path_socket(fd, session_->negotiated().wait > Duration{0}
+                           ? std::chrono::seconds(3) * 1
+                           : std::chrono::seconds(3));
+  session_->attach_server_path(id, initial, loop_.now());
+  adopt_path(fd, id);
+}
+
+void SessionDriver::attach_app(AppIo app) {
+  app_ = app;
+  app_attached_ = true;
+  if (app_.is_socket) {
+    loop_.add(app_.in_fd, EPOLLIN, [this](std::uint32_t ev) { on_app_event(ev); });
+    app_in_registered_ = true;
+  } else {
+    if (loop_.add(app_.in_fd, EPOLLIN, [this](std::uint32_t ev) { on_app_event(ev | EPOLLIN); }))
+      app_in_registered_ = true;
+    else
+      app_in_always_ready_ = true;  // a regular file: always readable
+    if (app_.out_fd != app_.in_fd)
+      loop_.add(app_.out_fd, 0, [this](std::uint32_t ev) { on_app_event(ev & ~EPOLLIN); });
+  }
+  sync();
+}
+
+void SessionDriver::abort(const std::string& why) {
+  session_->abort(why, loop_.now());
+  sync();
+}
+
+void SessionDriver::migrate_now() {
+  session_->request_migration(loop_.now());
+  sync();
+}
+
+// --- paths ---------------------------------------------------------------------------------
+
+void SessionDriver::connect_new_path() {
+  if (!server_ || connecting_ >= kMaxConnecting) return;
+  auto addrs = resolve(*server_, false);
+  if (!addrs) {
+    spdlog::warn("[{}] cannot resolve {}: {}", name_, server_->str(), addrs.error().detail);
+    if (!ever_established_ && paths_.empty()) {
+      error_text_ = addrs.error().detail;
+      session_->abort(error_text_, loop_.now());
+    }
+    return;
+  }
+  const SockAddr& a = (*addrs)[addr_index_++ % addrs->size()];
+  auto fd = connect_start(a);
+  if (!fd) {
+    spdlog::debug("[{}] {}", name_, fd.error().detail);
+    if (!ever_established_ && paths_.empty()) {
+      error_text_ = fd.error().detail;
+      session_->abort(error_text_, loop_.now());
+    }
+    return;
+  }
+  const core::PathId id = next_path_id();
+  PathSock ps;
+  ps.fd = *fd;
+  ps.id = id;
+  ps.connecting = true;
+  ps.where = a.str();
+  ps.connect_timer = loop_.at(loop_.now() + kConnectTimeout, [this, id] {
+    auto it = paths_.find(id);
+    if (it == paths_.end() || !it->second.connecting) return;
+    it->second.connect_timer = 0;
+    spdlog::debug("[{}] connect to {} timed out", name_, it->second.where);
+    if (!ever_established_ && session_->state() == core::State::kClientHandshake) {
+      error_text_ = "cannot connect to " + it->second.where + ": timed out";
+      session_->abort(error_text_, loop_.now());
+    }
+    close_path_socket(id, false);
+    --connecting_;
+    sync();
+  });
+  ++connecting_;
+  paths_[id] = ps;
+  loop_.add(*fd, EPOLLOUT, [this, id](std::uint32_t ev) { on_path_event(id, ev); });
+}
+
+void SessionDriver::on_path_event(core::PathId id, std::uint32_t events) {
+  auto it = paths_.find(id);
+  if (it == paths_.end()) return;
+  PathSock& ps = it->second;
+  if (ps.connecting) {
+    const int err = connect_result(ps.fd);
+    ps.connecting = false;
+    --connecting_;
+    if (ps.connect_timer) loop_.cancel(ps.connect_timer);
+    ps.connect_timer = 0;
+    if (err != 0) {
+      spdlog::debug("[{}] connect to {} failed: {}", name_, ps.where, std::strerror(err));
+      if (!ever_established_ && session_->state() == core::State::kClientHandshake) {
+        error_text_ = "cannot connect to " + ps.where + ": " + std::strerror(err);
+        session_->abort(error_text_, loop_.now());
+      }
+      close_path_socket(id, false);
+      sync();
+      return;
+    }
+    tune_path_socket(ps.fd, session_->is_client() ? std::chrono::seconds(3) : std::chrono::seconds(3));
+    ps.where = local_address(ps.fd) + " -> " + peer_address(ps.fd);
+    loop_.modify(ps.fd, EPOLLIN);
+    session_->attach_path(id, loop_.now());
+    sync();
+    return;
+  }
+  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) read_path(ps);
+  if ((events & EPOLLOUT) && paths_.count(id)) write_path(paths_[id]);
+  sync();
+}
+
+void SessionDriver::read_path(PathSock& ps) {
+  const core::PathId id = ps.id;
+  for (int i = 0; i < kReadBudget; ++i) {
+    core::MutBytes space = session_->recv_space(id);
+    const ssize_t n = ::recv(ps.fd, space.data(), space.size(), 0);
+    if (n > 0) {
+      session_->on_received(id, static_cast<std::size_t>(n), loop_.now());
+      if (static_cast<std::size_t>(n) < space.size()) break;
+      continue;
+    }
+    if (n == 0) {
+      session_->on_path_error(id, loop_.now(), "connection closed by peer (" + ps.where + ")");
+      session_->recv_space(id);  // reset any direct-read marker
+      close_path_socket(id, false);
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    const std::string why = std::string(std::strerror(errno)) + " (" + ps.where + ")";
+    session_->on_path_error(id, loop_.now(), why);
+    close_path_socket(id, false);
+    return;
+  }
+}
+
+void SessionDriver::write_path(PathSock& ps) {
+  for (int i = 0; i < kReadBudget; ++i) {
+    core::IoSlices s = session_->poll_transmit(ps.id, loop_.now());
+    if (s.count == 0) return;
+    iovec iov[core::IoSlices::kMax];
+    for (std::size_t k = 0; k < s.count; ++k) {
+      iov[k].iov_base = const_cast<std::uint8_t*>(s.slice[k].data());
+      iov[k].iov_len = s.slice[k].size();
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = s.count;
+    const ssize_t n = ::sendmsg(ps.fd, &msg, MSG_NOSIGNAL);
+    if (n > 0) {
+      session_->on_transmitted(ps.id, static_cast<std::size_t>(n), loop_.now());
+      if (static_cast<std::size_t>(n) < s.total()) return;
+      continue;
+    }
+    session_->on_transmitted(ps.id, 0, loop_.now());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    const std::string why = std::string(std::strerror(errno)) + " (" + ps.where + ")";
+    const core::PathId id = ps.id;
+    session_->on_path_error(id, loop_.now(), why);
+    close_path_socket(id, false);
+    return;
+  }
+}
+
+void SessionDriver::close_path_socket(core::PathId id, bool reset) {
+  auto it = paths_.find(id);
+  if (it == paths_.end()) return;
+  loop_.remove(it->second.fd);
+  if (it->second.connect_timer) loop_.cancel(it->second.connect_timer);
+  if (reset)
+    reset_close(it->second.fd);
+  else
+    ::close(it->second.fd);
+  paths_.erase(it);
+  session_->forget_path(id);
+}
+
+// --- application ---------------------------------------------------------------------------
+
+void SessionDriver::on_app_event(std::uint32_t events) {
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) pump_app_in();
+  if (events & (EPOLLOUT | EPOLLERR)) app_out_blocked_ = false;
+  sync();
+}
+
+void SessionDriver::pump_app_in() {
+  if (!app_attached_ || app_in_eof_ || session_->state() == core::State::kClosed) return;
+  for (int i = 0; i < kReadBudget; ++i) {
+    core::MutBytes space = session_->write_space();
+    if (space.empty()) return;  // backpressure: interest is dropped in update_interest
+    const ssize_t n = ::read(app_.in_fd, space.data(), space.size());
+    if (n > 0) {
+      session_->commit_write(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n == 0) {
+      app_in_eof_ = true;
+      session_->shutdown_write();
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    session_->abort(std::string("local application: ") + std::strerror(errno), loop_.now());
+    return;
+  }
+}
+
+void SessionDriver::pump_app_out() {
+  if (!app_attached_ || app_out_shut_ || app_out_blocked_) return;
+  for (int i = 0; i < kReadBudget; ++i) {
+    core::Bytes data = session_->readable();
+    if (data.empty()) break;
+    const ssize_t n = app_.is_socket ? ::send(app_.out_fd, data.data(), data.size(), MSG_NOSIGNAL)
+                                     : ::write(app_.out_fd, data.data(), data.size());
+    if (n > 0) {
+      session_->consume(static_cast<std::size_t>(n), loop_.now());
+      if (static_cast<std::size_t>(n) < data.size()) {
+        app_out_blocked_ = true;
+        return;
+      }
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      app_out_blocked_ = true;
+      return;
+    }
+    session_->abort(std::string("local application: ") + std::strerror(errno), loop_.now());
+    return;
+  }
+  if (session_->at_eof() && session_->readable().empty()) {
+    app_out_shut_ = true;
+    if (app_.is_socket)
+      ::shutdown(app_.out_fd, SHUT_WR);
+    else if (app_.out_fd != app_.in_fd) {
+      loop_.remove(app_.out_fd);
+      ::close(app_.out_fd);
+      app_.out_fd = -1;
+    }
+    session_->consume_eof(loop_.now());
+  }
+}
+
+void SessionDriver::release_app(bool clean) {
+  if (!app_attached_) return;
+  app_attached_ = false;
+  if (app_.is_socket) {
+    loop_.remove(app_.in_fd);
+    if (clean)
+      ::close(app_.in_fd);
+    else
+      reset_close(app_.in_fd);
+    return;
+  }
+  if (app_in_registered_) loop_.remove(app_.in_fd);
+  if (app_.out_fd >= 0 && app_.out_fd != app_.in_fd) loop_.remove(app_.out_fd);
+}
+
+// --- the pump ------------------------------------------------------------------------------
+
+void SessionDriver::sync() {
+  if (in_sync_ || finished_) return;
+  in_sync_ = true;
+  for (int round = 0; round < 8; ++round) {
+    const std::uint64_t before_in = session_->bytes_sent();
+    const std::size_t before_readable = session_->readable().size();
+    if (app_attached_ && app_in_always_ready_) pump_app_in();
+    pump_app_out();
+    for (auto it = paths_.begin(); it != paths_.end();) {
+      PathSock& ps = it->second;
+      ++it;
+      if (!ps.connecting && session_->wants_write(ps.id)) write_path(ps);
+    }
+    handle_events();
+    if (session_->take_connect_request()) connect_new_path();
+    if (session_->bytes_sent() == before_in && session_->readable().size() == before_readable)
+      break;
+  }
+  // Paths the session is done with.
+  std::vector<core::PathId> done;
+  for (auto& [id, ps] : paths_)
+    if (!ps.connecting && session_->path_done(id)) done.push_back(id);
+  for (core::PathId id : done) close_path_socket(id, false);
+  handle_events();
+  if (session_->state() == core::State::kClosed && !closing_) {
+    closing_ = true;
+    release_app(session_->closed_clean());
+    linger_timer_ = loop_.at(loop_.now() + kLinger, [this] {
+      linger_timer_ = 0;
+      finish();
+    });
+  }
+  if (closing_) {
+    bool flushing = false;
+    for (auto& [id, ps] : paths_)
+      if (!ps.connecting && !session_->path_done(id)) flushing = true;
+    if (!flushing) {
+      in_sync_ = false;
+      finish();
+      return;
+    }
+  }
+  update_interest();
+  schedule_timer();
+  in_sync_ = false;
+}
+
+void SessionDriver::handle_events() {
+  while (auto e = session_->poll_event()) {
+    switch (e->type) {
+      case core::EventType::kEstablished:
+        ever_established_ = true;
+        spdlog::info("[{}] session established ({})", name_,
+                     session_->active_path() && paths_.count(*session_->active_path())
+                         ? paths_[*session_->active_path()].where
+                         : std::string("?"));
+        if (hooks_.on_established) hooks_.on_established(*this);
+        break;
+      case core::EventType::kPathLost:
+        spdlog::info("[{}] path lost: {}; in migrate wait", name_, e->error.detail);
+        break;
+      case core::EventType::kMigrated: {
+        const std::string where = paths_.count(e->path) ? paths_[e->path].where : "?";
+        spdlog::info("[{}] migrated to {} (request {}, {} after the old path was lost)", name_,
+                     where, e->request, ms_text(e->took));
+        break;
+      }
+      case core::EventType::kClosed:
+        if (e->clean)
+          spdlog::info("[{}] session ended cleanly ({} bytes out, {} in, {} migrations)", name_,
+                       session_->bytes_sent(), session_->bytes_received(), session_->migrations());
+        else {
+          if (error_text_.empty()) error_text_ = e->error.detail;
+          spdlog::warn("[{}] session aborted: {} ({} bytes out, {} in, {} migrations)", name_,
+                       e->error.detail, session_->bytes_sent(), session_->bytes_received(),
+                       session_->migrations());
+        }
+        break;
+    }
+  }
+}
+
+void SessionDriver::update_interest() {
+  for (auto& [id, ps] : paths_) {
+    if (ps.connecting) continue;
+    std::uint32_t ev = EPOLLIN;
+    if (session_->wants_write(id)) ev |= EPOLLOUT;
+    loop_.modify(ps.fd, ev);
+  }
+  if (!app_attached_) return;
+  const bool want_in = !app_in_eof_ && !session_->write_space().empty() &&
+                       session_->state() != core::State::kClosed;
+  const bool want_out = app_out_blocked_;
+  if (app_.is_socket) {
+    loop_.modify(app_.in_fd, (want_in ? EPOLLIN : 0u) | (want_out ? EPOLLOUT : 0u));
+  } else {
+    if (app_in_registered_) loop_.modify(app_.in_fd, want_in ? EPOLLIN : 0u);
+    if (app_.out_fd >= 0 && app_.out_fd != app_.in_fd)
+      loop_.modify(app_.out_fd, want_out ? EPOLLOUT : 0u);
+  }
+}
+
+void SessionDriver::schedule_timer() {
+  core::Time t = session_->next_deadline();
+  if (t == timer_at_ && timer_) return;
+  if (timer_) loop_.cancel(timer_);
+  timer_ = 0;
+  timer_at_ = t;
+  if (t == core::Time::never()) return;
+  timer_ = loop_.at(t, [this] {
+    timer_ = 0;
+    timer_at_ = core::Time::never();
+    on_timer();
+  });
+}
+
+void SessionDriver::on_timer() {
+  // A busy sender whose peer is silent is alive as long as TCP sees acknowledgements.
+  if (auto active = session_->active_path()) {
+    auto it = paths_.find(*active);
+    if (it != paths_.end() && tcp_recent_ack(it->second.fd, std::chrono::seconds(1)))
+      session_->note_transport_progress(*active, loop_.now());
+  }
+  session_->on_timeout(loop_.now());
+  sync();
+}
+
+void SessionDriver::finish() {
+  if (finished_) return;
+  finished_ = true;
+  for (auto& [id, ps] : paths_) {
+    loop_.remove(ps.fd);
+    if (ps.connect_timer) loop_.cancel(ps.connect_timer);
+    ::close(ps.fd);
+  }
+  paths_.clear();
+  if (timer_) loop_.cancel(timer_);
+  timer_ = 0;
+  if (linger_timer_) loop_.cancel(linger_timer_);
+  linger_timer_ = 0;
+  // Defer the hook: it may destroy this driver.
+  if (hooks_.on_finished) loop_.at(loop_.now(), [this] { hooks_.on_finished(*this); });
+}
+
+}  // namespace roam::io

@@ -1,0 +1,41 @@
+// Command-line vocabulary shared by the subcommands: durations ("500ms", "30s", "2h"), sizes
+// ("64K", "8M"), logging, signals.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "core/session/session.hpp"
+#include "io/loop.hpp"
+
+namespace roam::apps {
+
+std::optional<core::Duration> parse_duration(const std::string& text);
+std::optional<std::uint64_t> parse_size(const std::string& text);
+
+struct SessionFlags {
+  std::string wait = "10m";
+  std::string heartbeat = "1s";
+  std::string buffer = "8M";
+};
+// Adds --wait, --heartbeat and --buffer to `cmd`.
+void add_session_flags(CLI::App& cmd, SessionFlags& flags);
+// Builds the core's configuration; throws CLI::ValidationError on bad values (exit status 2).
+core::SessionConfig session_config(const SessionFlags& flags);
+
+// Sets spdlog to stderr with the given level ("trace".."off").
+void setup_logging(const std::string& level);
+
+// SIGTERM/SIGINT call `on_term`, SIGHUP calls `on_hup`; SIGPIPE is ignored.
+void install_signals(io::Loop& loop, std::function<void()> on_term, std::function<void()> on_hup);
+
+int run_server(const std::string& listen, const std::string& forward, const SessionFlags& flags);
+int run_connect(const std::string& target, const std::string& port_arg, const std::string& local,
+                const SessionFlags& flags);
+int run_demo(const std::string& self, const std::string& mode, const std::string& bytes,
+             int cuts);
+
+}  // namespace roam::apps

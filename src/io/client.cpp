@@ -1,0 +1,87 @@
+#include "io/client.hpp"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <spdlog/spdlog.h>
+
+namespace roam::io {
+
+StdioClient::StdioClient(Loop& loop, ClientConfig cfg) : loop_(loop), cfg_(std::move(cfg)) {}
+
+void StdioClient::start() {
+  auto session = core::Session::client(cfg_.session, core::crypto::system_rng(), loop_.now());
+  SessionDriver::Hooks hooks;
+  hooks.on_finished = [this](SessionDriver& d) {
+    finished_ = true;
+    status_ = d.exit_status();
+    loop_.stop();
+  };
+  driver_ = std::make_unique<SessionDriver>(loop_, std::move(session), "stdio", std::move(hooks));
+  driver_->set_server(cfg_.server);
+  set_nonblocking(0);
+  set_nonblocking(1);
+  driver_->attach_app(AppIo{0, 1, false});
+  driver_->start();
+}
+
+void StdioClient::abort(const std::string& why) {
+  if (driver_) driver_->abort(why);
+}
+
+LocalForwarder::LocalForwarder(Loop& loop, ClientConfig cfg, Endpoint local)
+    : loop_(loop), cfg_(std::move(cfg)), local_(std::move(local)) {}
+
+LocalForwarder::~LocalForwarder() {
+  drivers_.clear();
+  if (listen_fd_ >= 0) {
+    loop_.remove(listen_fd_);
+    ::close(listen_fd_);
+  }
+}
+
+core::Result<void> LocalForwarder::start() {
+  auto fd = listen_on(local_);
+  if (!fd) return tl::unexpected(fd.error());
+  listen_fd_ = *fd;
+  bound_ = local_address(listen_fd_);
+  loop_.add(listen_fd_, EPOLLIN, [this](std::uint32_t) { on_accept(); });
+  spdlog::info("listening on {} (sessions to {})", bound_, cfg_.server.str());
+  return {};
+}
+
+void LocalForwarder::on_accept() {
+  for (;;) {
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    tune_app_socket(fd);
+    auto session = core::Session::client(cfg_.session, core::crypto::system_rng(), loop_.now());
+    SessionDriver::Hooks hooks;
+    hooks.on_finished = [this](SessionDriver& d) { drivers_.erase(&d); };
+    const std::string name = "c" + std::to_string(++counter_) + " " + peer_address(fd);
+    auto driver = std::make_unique<SessionDriver>(loop_, std::move(session), name, std::move(hooks));
+    SessionDriver& ref = *driver;
+    drivers_[&ref] = std::move(driver);
+    ref.set_server(cfg_.server);
+    ref.attach_app(AppIo{fd, fd, true});
+    ref.start();
+  }
+}
+
+void LocalForwarder::abort_all(const std::string& why) {
+  std::vector<SessionDriver*> all;
+  for (auto& [k, d] : drivers_) all.push_back(k);
+  for (auto* d : all) d->abort(why);
+}
+
+void LocalForwarder::migrate_all() {
+  for (auto& [k, d] : drivers_) d->migrate_now();
+}
+
+}  // namespace roam::io

@@ -1,0 +1,61 @@
+// The client side of `roam connect`: one session on stdin/stdout, or a local listener whose
+// every accepted connection becomes its own session.
+#pragma once
+
+#include <memory>
+#include <unordered_map>
+
+#include "io/loop.hpp"
+#include "io/net.hpp"
+#include "io/session_driver.hpp"
+
+namespace roam::io {
+
+struct ClientConfig {
+  Endpoint server;
+  core::SessionConfig session;
+};
+
+// Runs one session between stdin/stdout and the server until it ends; returns the exit status
+// (0 clean end, 1 error, 3 abort).
+class StdioClient {
+ public:
+  StdioClient(Loop& loop, ClientConfig cfg);
+  void start();
+  bool finished() const { return finished_; }
+  int exit_status() const { return status_; }
+  void abort(const std::string& why);
+  SessionDriver* driver() { return driver_.get(); }
+
+ private:
+  Loop& loop_;
+  ClientConfig cfg_;
+  std::unique_ptr<SessionDriver> driver_;
+  bool finished_ = false;
+  int status_ = 1;
+};
+
+class LocalForwarder {
+ public:
+  LocalForwarder(Loop& loop, ClientConfig cfg, Endpoint local);
+  ~LocalForwarder();
+  core::Result<void> start();
+  std::string bound() const { return bound_; }
+  std::size_t session_count() const { return drivers_.size(); }
+  void abort_all(const std::string& why);
+  // Every live session migrates now (address or route event).
+  void migrate_all();
+
+ private:
+  void on_accept();
+
+  Loop& loop_;
+  ClientConfig cfg_;
+  Endpoint local_;
+  int listen_fd_ = -1;
+  std::string bound_;
+  std::unordered_map<SessionDriver*, std::unique_ptr<SessionDriver>> drivers_;
+  std::uint64_t counter_ = 0;
+};
+
+}  // namespace roam::io

@@ -1,0 +1,60 @@
+// Socket helpers for the I/O shell: address parsing and resolution, non-blocking connect and
+// listen, and the socket options a roam path needs.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/common.hpp"
+
+namespace roam::io {
+
+using core::Duration;
+using core::Result;
+
+struct Endpoint {
+  std::string host;  // name or literal, without brackets
+  std::uint16_t port = 0;
+  std::string str() const;
+};
+
+// "HOST:PORT", "[v6]:PORT"; with `default_host`, a bare "PORT" is accepted too.
+Result<Endpoint> parse_endpoint(std::string_view text, std::string_view default_host = {});
+Result<std::uint16_t> parse_port(std::string_view text);
+
+struct SockAddr {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&ss); }
+  std::string str() const;
+};
+
+// getaddrinfo; resolved again on every call (a reconnect after renumbering must see new DNS).
+Result<std::vector<SockAddr>> resolve(const Endpoint& ep, bool passive);
+
+// Listening socket (SO_REUSEADDR, non-blocking). Returns fd or an error naming the address.
+Result<int> listen_on(const Endpoint& ep);
+// Starts a non-blocking connect. The fd becomes writable when it completes; check connect_result.
+Result<int> connect_start(const SockAddr& addr);
+// 0 when the connect succeeded, else the errno.
+int connect_result(int fd);
+
+void set_nonblocking(int fd);
+// TCP_NODELAY, TCP_NOTSENT_LOWAT (interactive bytes never wait behind bulk in the kernel),
+// TCP_USER_TIMEOUT (unacknowledged data fails the socket after `user_timeout`).
+void tune_path_socket(int fd, Duration user_timeout);
+void tune_app_socket(int fd);
+// Closes with RST (SO_LINGER 0): the application sees an abort, not a clean end.
+void reset_close(int fd);
+// TCP_INFO: true if the peer acknowledged data within `window` while we have data in flight.
+bool tcp_recent_ack(int fd, Duration window);
+std::string local_address(int fd);
+std::string peer_address(int fd);
+// Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft limit.
+std::uint64_t raise_nofile_limit();
+
+}  // namespace roam::io

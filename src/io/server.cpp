@@ -1,0 +1,241 @@
+#include "io/server.hpp"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+namespace roam::io {
+namespace {
+constexpr Duration kFirstFrameDeadline = std::chrono::seconds(5);
+constexpr Duration kTargetConnectTimeout = std::chrono::seconds(10);
+constexpr Duration kAcceptPause = std::chrono::milliseconds(100);
+constexpr std::size_t kFirstFrameMax = 512;
+}  // namespace
+
+Server::Server(Loop& loop, ServerConfig cfg)
+    : loop_(loop), cfg_(std::move(cfg)), table_(core::crypto::system_rng()) {}
+
+Server::~Server() {
+  for (auto& p : pending_) {
+    loop_.remove(p.fd);
+    ::close(p.fd);
+  }
+  for (auto& [s, t] : targets_) {
+    if (t.fd >= 0) {
+      loop_.remove(t.fd);
+      ::close(t.fd);
+    }
+    if (t.timer) loop_.cancel(t.timer);
+  }
+  drivers_.clear();
+  if (listen_fd_ >= 0) {
+    loop_.remove(listen_fd_);
+    ::close(listen_fd_);
+  }
+}
+
+core::Result<void> Server::start() {
+  auto fd = listen_on(cfg_.listen);
+  if (!fd) return tl::unexpected(fd.error());
+  listen_fd_ = *fd;
+  bound_ = local_address(listen_fd_);
+  loop_.add(listen_fd_, EPOLLIN, [this](std::uint32_t) { on_accept(); });
+  spdlog::info("listening on {} (forwarding to {})", bound_, cfg_.forward.str());
+  return {};
+}
+
+void Server::on_accept() {
+  for (;;) {
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EMFILE || errno == ENFILE) {
+        // Out of descriptors: pause accepting instead of spinning on a ready listener.
+        spdlog::warn("out of file descriptors; pausing accept for 100 ms");
+        loop_.modify(listen_fd_, 0);
+        accept_pause_ = loop_.at(loop_.now() + kAcceptPause, [this] {
+          accept_pause_ = 0;
+          loop_.modify(listen_fd_, EPOLLIN);
+        });
+      }
+      return;
+    }
+    if (pending_.size() >= cfg_.max_unfinished) {
+      spdlog::info("unfinished connections at cap ({}); evicting the oldest from {}",
+                   cfg_.max_unfinished, pending_.front().peer);
+      drop_pending(pending_.front().fd);
+    }
+    Pending p;
+    p.fd = fd;
+    p.deadline = loop_.now() + kFirstFrameDeadline;
+    p.peer = peer_address(fd);
+    pending_.push_back(std::move(p));
+    pending_by_fd_[fd] = std::prev(pending_.end());
+    loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t) { on_pending(fd); });
+    if (!pending_timer_) sweep_pending();
+  }
+}
+
+void Server::sweep_pending() {
+  pending_timer_ = 0;
+  const core::Time now = loop_.now();
+  while (!pending_.empty() && pending_.front().deadline <= now) {
+    spdlog::debug("connection from {} sent no complete first frame within 5s",
+                  pending_.front().peer);
+    drop_pending(pending_.front().fd);
+  }
+  if (!pending_.empty()) pending_timer_ = loop_.at(pending_.front().deadline, [this] { sweep_pending(); });
+}
+
+void Server::drop_pending(int fd) {
+  auto it = pending_by_fd_.find(fd);
+  if (it == pending_by_fd_.end()) return;
+  loop_.remove(fd);
+  ::close(fd);
+  pending_.erase(it->second);
+  pending_by_fd_.erase(it);
+}
+
+void Server::on_pending(int fd) {
+  auto it = pending_by_fd_.find(fd);
+  if (it == pending_by_fd_.end()) return;
+  Pending& p = *it->second;
+  std::uint8_t buf[kFirstFrameMax];
+  const std::size_t room = kFirstFrameMax - p.buf.size();
+  const ssize_t n = ::recv(fd, buf, room, 0);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    if (p.buf.empty())
+      spdlog::debug("probe connection from {} closed without a byte", p.peer);
+    else
+      spdlog::info("connection from {} closed before its first frame", p.peer);
+    drop_pending(fd);
+    return;
+  }
+  if (n < 0) return;
+  p.buf.insert(p.buf.end(), buf, buf + n);
+  auto first = core::classify_first(p.buf);
+  if (!first) {
+    if (first.error().code == core::Errc::kNeedMore && p.buf.size() < kFirstFrameMax) return;
+    if (first.error().code == core::Errc::kNotRoam) {
+      (void)!::send(fd, core::kNotRoamReply, sizeof core::kNotRoamReply - 1, MSG_NOSIGNAL);
+      spdlog::info("refused {}: peer does not speak roam", p.peer);
+    } else {
+      spdlog::info("refused {}: {}", p.peer, first.error().detail);
+    }
+    drop_pending(fd);
+    return;
+  }
+  Pending taken = std::move(p);
+  loop_.remove(fd);
+  pending_.erase(it->second);
+  pending_by_fd_.erase(it);
+  if (first->type == core::wire::FrameType::kHello) {
+    start_session(std::move(taken));
+    return;
+  }
+  std::vector<std::uint8_t> reply;
+  core::Session* s = table_.route_migrate(taken.buf, reply);
+  auto d = s ? drivers_.find(s) : drivers_.end();
+  if (d == drivers_.end()) {
+    (void)!::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+    spdlog::info("refused migrate request from {} (unknown session or bad MAC)", taken.peer);
+    ::close(fd);
+    return;
+  }
+  spdlog::debug("[{}] migrate request from {}", d->second->name(), taken.peer);
+  d->second->add_migrate_path(fd, taken.buf);
+}
+
+void Server::start_session(Pending p) {
+  const core::PathId id = next_path_id();
+  tune_path_socket(p.fd, cfg_.session.heartbeat * cfg_.session.dead_after_beats);
+  auto session = core::Session::accept(cfg_.session, core::crypto::system_rng(), id, p.buf,
+                                       loop_.now());
+  core::Session* key = session.get();
+  const std::string name = "s" + std::to_string(++session_counter_) + " " + p.peer;
+  SessionDriver::Hooks hooks;
+  hooks.on_established = [this](SessionDriver& d) {
+    table_.add(&d.session());
+    connect_target(d);
+  };
+  hooks.on_finished = [this](SessionDriver& d) { on_finished(d); };
+  auto driver = std::make_unique<SessionDriver>(loop_, std::move(session), name, std::move(hooks));
+  SessionDriver& ref = *driver;
+  drivers_[key] = std::move(driver);
+  ref.adopt_path(p.fd, id);
+}
+
+void Server::connect_target(SessionDriver& d) {
+  core::Session* key = &d.session();
+  auto addrs = resolve(cfg_.forward, false);
+  if (!addrs) {
+    spdlog::warn("[{}] target {}: {}", d.name(), cfg_.forward.str(), addrs.error().detail);
+    d.abort("target " + cfg_.forward.str() + ": " + addrs.error().detail);
+    return;
+  }
+  auto fd = connect_start(addrs->front());
+  if (!fd) {
+    spdlog::warn("[{}] {}", d.name(), fd.error().detail);
+    d.abort("target " + fd.error().detail);
+    return;
+  }
+  Target t;
+  t.fd = *fd;
+  t.timer = loop_.at(loop_.now() + kTargetConnectTimeout, [this, key] {
+    auto it = targets_.find(key);
+    if (it == targets_.end()) return;
+    it->second.timer = 0;
+    auto d2 = drivers_.find(key);
+    if (d2 != drivers_.end()) d2->second->abort("target " + cfg_.forward.str() + " did not answer");
+  });
+  targets_[key] = t;
+  loop_.add(*fd, EPOLLOUT, [this, key](std::uint32_t) {
+    auto it = targets_.find(key);
+    auto dit = drivers_.find(key);
+    if (it == targets_.end() || dit == drivers_.end()) return;
+    const int tfd = it->second.fd;
+    loop_.remove(tfd);
+    if (it->second.timer) loop_.cancel(it->second.timer);
+    it->second.timer = 0;
+    const int err = connect_result(tfd);
+    if (err != 0) {
+      ::close(tfd);
+      targets_.erase(it);
+      const std::string why = "target " + cfg_.forward.str() + ": " + std::strerror(err);
+      spdlog::warn("[{}] {}", dit->second->name(), why);
+      dit->second->abort(why);
+      return;
+    }
+    tune_app_socket(tfd);
+    it->second.fd = -1;  // owned by the driver from here on
+    dit->second->attach_app(AppIo{tfd, tfd, true});
+  });
+}
+
+void Server::on_finished(SessionDriver& d) {
+  core::Session* key = &d.session();
+  table_.remove(key);
+  auto t = targets_.find(key);
+  if (t != targets_.end()) {
+    if (t->second.fd >= 0) {
+      loop_.remove(t->second.fd);
+      ::close(t->second.fd);
+    }
+    if (t->second.timer) loop_.cancel(t->second.timer);
+    targets_.erase(t);
+  }
+  drivers_.erase(key);
+}
+
+void Server::abort_all(const std::string& why) {
+  std::vector<SessionDriver*> all;
+  for (auto& [k, d] : drivers_) all.push_back(d.get());
+  for (auto* d : all) d->abort(why);
+}
+
+}  // namespace roam::io

@@ -1,0 +1,72 @@
+// `roam server`: accepts roam sessions and forwards each one's bytes to one fixed target.
+//
+// New connections are classified by their first frame: HELLO starts a session (the target is
+// connected only once the handshake completed), MIGRATE is routed by token to its session, and
+// anything else is refused. Unfinished connections are bounded by a deadline and a global cap;
+// when the cap is full the oldest unfinished one is evicted, never the newcomer.
+#pragma once
+
+#include <list>
+#include <memory>
+#include <unordered_map>
+
+#include "core/session/dispatcher.hpp"
+#include "io/loop.hpp"
+#include "io/net.hpp"
+#include "io/session_driver.hpp"
+
+namespace roam::io {
+
+struct ServerConfig {
+  Endpoint listen;
+  Endpoint forward;
+  core::SessionConfig session;
+  std::size_t max_unfinished = 4096;
+};
+
+class Server {
+ public:
+  Server(Loop& loop, ServerConfig cfg);
+  ~Server();
+  // Binds and starts accepting; prints "listening on ADDR:PORT" to the log.
+  core::Result<void> start();
+  // The address actually bound (after start()).
+  std::string bound() const { return bound_; }
+  std::size_t session_count() const { return drivers_.size(); }
+  // Aborts every session (SIGTERM).
+  void abort_all(const std::string& why);
+
+ private:
+  struct Pending {
+    int fd = -1;
+    std::vector<std::uint8_t> buf;
+    core::Time deadline;
+    std::string peer;
+  };
+  struct Target {
+    int fd = -1;
+    Loop::TimerId timer = 0;
+  };
+  void on_accept();
+  void on_pending(int fd);
+  void drop_pending(int fd);
+  void sweep_pending();
+  void start_session(Pending p);
+  void connect_target(SessionDriver& d);
+  void on_finished(SessionDriver& d);
+
+  Loop& loop_;
+  ServerConfig cfg_;
+  int listen_fd_ = -1;
+  std::string bound_;
+  core::SessionTable table_;
+  std::list<Pending> pending_;  // oldest first
+  std::unordered_map<int, std::list<Pending>::iterator> pending_by_fd_;
+  std::unordered_map<core::Session*, std::unique_ptr<SessionDriver>> drivers_;
+  std::unordered_map<core::Session*, Target> targets_;
+  Loop::TimerId pending_timer_ = 0;
+  Loop::TimerId accept_pause_ = 0;
+  std::uint64_t session_counter_ = 0;
+};
+
+}  // namespace roam::io

@@ -1,0 +1,120 @@
+// Binds one core::Session to its sockets: the paths to the peer and the local application's
+// byte stream (a forwarded TCP socket, or stdin/stdout).
+//
+// Theory of operation. Every socket event and timer ends in sync(), which moves bytes until
+// nothing more can move: application → retention buffer (read straight into write_space, the
+// zero-copy send path), retention → path (writev of poll_transmit), path → receive ring
+// (recv into recv_space), receive ring → application. Socket interest is derived from the
+// session's state after each pass (EPOLLOUT only while a path wants to write, EPOLLIN on the
+// application only while the retention buffer has room: backpressure). A client driver also
+// opens new connections when the session asks (take_connect_request).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/session/session.hpp"
+#include "io/loop.hpp"
+#include "io/net.hpp"
+
+namespace roam::io {
+
+core::PathId next_path_id();
+
+struct AppIo {
+  int in_fd = -1;
+  int out_fd = -1;
+  bool is_socket = false;  // in_fd == out_fd, a TCP socket (RST on abort)
+};
+
+class SessionDriver {
+ public:
+  struct Hooks {
+    std::function<void(SessionDriver&)> on_established;  // handshake complete
+    std::function<void(SessionDriver&)> on_finished;     // closed and all sockets released
+  };
+
+  SessionDriver(Loop& loop, std::unique_ptr<core::Session> session, std::string name, Hooks hooks);
+  ~SessionDriver();
+  SessionDriver(const SessionDriver&) = delete;
+  SessionDriver& operator=(const SessionDriver&) = delete;
+
+  // Client: the server to (re)connect to; resolved again on every attempt.
+  void set_server(Endpoint server) { server_ = std::move(server); }
+  // Client: opens the first connection.
+  void start();
+  // A connected socket that is already a path of this session (the server's first connection,
+  // or a migrate connection routed here). `id` must be the id the session knows.
+  void adopt_path(int fd, core::PathId id);
+  // Server: a connection whose first frame is a MIGRATE for this session.
+  void add_migrate_path(int fd, core::Bytes initial);
+  // The application's byte stream (the server attaches it once the target is connected).
+  void attach_app(AppIo app);
+  // Ends the session with CLOSE (e.g. the target refused); the client's application sees abort.
+  void abort(const std::string& why);
+  // Asks for a migration now (an address or route event).
+  void migrate_now();
+
+  core::Session& session() { return *session_; }
+  const std::string& name() const { return name_; }
+  bool finished() const { return finished_; }
+  // Exit status for stdio mode: 0 clean, 1 error (never established), 3 abort.
+  int exit_status() const;
+  const std::string& error_text() const { return error_text_; }
+
+  void sync();
+
+ private:
+  struct PathSock {
+    int fd = -1;
+    core::PathId id = 0;
+    bool connecting = false;
+    Loop::TimerId connect_timer = 0;
+    std::string where;
+  };
+
+  void on_path_event(core::PathId id, std::uint32_t events);
+  void read_path(PathSock& ps);
+  void write_path(PathSock& ps);
+  void close_path_socket(core::PathId id, bool reset);
+  void on_app_event(std::uint32_t events);
+  void pump_app_in();
+  void pump_app_out();
+  void connect_new_path();
+  void handle_events();
+  void update_interest();
+  void schedule_timer();
+  void on_timer();
+  void finish();
+  void release_app(bool clean);
+
+  Loop& loop_;
+  std::unique_ptr<core::Session> session_;
+  std::string name_;
+  Hooks hooks_;
+  std::optional<Endpoint> server_;
+  std::unordered_map<core::PathId, PathSock> paths_;
+  AppIo app_;
+  bool app_attached_ = false;
+  bool app_in_eof_ = false;
+  bool app_out_shut_ = false;
+  bool app_in_registered_ = false;
+  bool app_in_always_ready_ = false;
+  bool app_out_blocked_ = false;
+  bool finished_ = false;
+  bool closing_ = false;
+  bool in_sync_ = false;
+  bool ever_established_ = false;
+  int connecting_ = 0;
+  std::size_t addr_index_ = 0;
+  Loop::TimerId timer_ = 0;
+  core::Time timer_at_ = core::Time::never();
+  Loop::TimerId linger_timer_ = 0;
+  std::string error_text_;
+};
+
+}  // namespace roam::io
