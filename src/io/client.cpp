@@ -63,7 +63,10 @@ void LocalForwarder::on_accept() {
     tune_app_socket(fd);
     auto session = core::Session::client(cfg_.session, core::crypto::system_rng(), loop_.now());
     SessionDriver::Hooks hooks;
-    hooks.on_finished = [this](SessionDriver& d) { drivers_.erase(&d); };
+    hooks.on_finished = [this](SessionDriver& d) {
+      ended_migrations_ += d.session().migrations();
+      drivers_.erase(&d);
+    };
     const std::string name = "c" + std::to_string(++counter_) + " " + peer_address(fd);
     auto driver = std::make_unique<SessionDriver>(loop_, std::move(session), name, std::move(hooks));
     SessionDriver& ref = *driver;
@@ -84,4 +87,12 @@ void LocalForwarder::migrate_all() {
   for (auto& [k, d] : drivers_) d->migrate_now();
 }
 
+}  // namespace roam::io
+
+namespace roam::io {
+std::uint64_t LocalForwarder::total_migrations() const {
+  std::uint64_t n = ended_migrations_;
+  for (const auto& [k, d] : drivers_) n += k->session().migrations();
+  return n;
+}
 }  // namespace roam::io

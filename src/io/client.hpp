@@ -45,6 +45,8 @@ class LocalForwarder {
   void abort_all(const std::string& why);
   // Every live session migrates now (address or route event).
   void migrate_all();
+  // Migrations of all sessions, live and ended.
+  std::uint64_t total_migrations() const;
 
  private:
   void on_accept();
@@ -56,6 +58,7 @@ class LocalForwarder {
   std::string bound_;
   std::unordered_map<SessionDriver*, std::unique_ptr<SessionDriver>> drivers_;
   std::uint64_t counter_ = 0;
+  std::uint64_t ended_migrations_ = 0;
 };
 
 }  // namespace roam::io

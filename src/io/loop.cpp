@@ -1,6 +1,7 @@
 #include "io/loop.hpp"
 
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -18,9 +19,32 @@ Time boot_now() {
 
 Loop::Loop() : epfd_(epoll_create1(EPOLL_CLOEXEC)), now_(boot_now()) {
   if (epfd_ < 0) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  add(wake_fd_, EPOLLIN, [this](std::uint32_t) {
+    std::uint64_t v = 0;
+    (void)!::read(wake_fd_, &v, sizeof v);
+    std::vector<std::function<void()>> fns;
+    {
+      std::lock_guard<std::mutex> lock(posted_mu_);
+      fns.swap(posted_);
+    }
+    for (auto& fn : fns) fn();
+  });
 }
 
-Loop::~Loop() { ::close(epfd_); }
+Loop::~Loop() {
+  ::close(wake_fd_);
+  ::close(epfd_);
+}
+
+void Loop::post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    posted_.push_back(std::move(fn));
+  }
+  const std::uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof one);
+}
 
 bool Loop::add(int fd, std::uint32_t events, FdHandler h) {
   epoll_event ev{};

@@ -9,6 +9,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <vector>
 #include <unordered_map>
 
 #include "core/common.hpp"
@@ -44,6 +46,9 @@ class Loop {
   Time now() const { return now_; }
   void refresh_now() { now_ = boot_now(); }
 
+  // Thread-safe: runs `fn` on the loop's thread at its next iteration (wakes it up).
+  void post(std::function<void()> fn);
+
   // Runs until stop(); returns after the iteration in which stop() was called.
   void run();
   void stop() { running_ = false; }
@@ -61,6 +66,9 @@ class Loop {
   std::multimap<Time, TimerId> timers_;
   std::unordered_map<TimerId, std::pair<Time, TimerFn>> timer_fns_;
   TimerId next_timer_ = 1;
+  int wake_fd_ = -1;
+  std::mutex posted_mu_;
+  std::vector<std::function<void()>> posted_;
 };
 
 }  // namespace roam::io

@@ -633,7 +633,9 @@ Result<void> Session::server_on_response(Path& p, const FrameDecoder::Frame& f, 
   a.mac = crypto::mac(k.mac_s2c, {mac_label(FrameType::kAccept), tok, crypto::be64(a.request),
                                   crypto::be64(a.received)});
   wire::encode(a, p.ctrl);
-  ack_sent_ = rx_.consumed();
+  // The last ACK may have died with the old path: repeat it, or a sender blocked on a full
+  // retention buffer would stall until the next heartbeat.
+  queue_ack(p, now);
   Event e{EventType::kMigrated};
   e.path = p.id;
   e.took = was_waiting ? now - lost_at_ : Duration{0};
