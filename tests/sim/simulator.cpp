@@ -1,6 +1,7 @@
 #include "sim/simulator.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -106,6 +107,7 @@ struct Simulator::Link {
 
 Simulator::Simulator(const Options& o) : opt_(o), rng_(o.seed) {
   if (!core::crypto::init()) fail("libsodium failed to initialise");
+  if (const char* t = std::getenv("ROAM_SIM_TRACE"); t && *t) trace_ = true;
   client_rng_ = std::make_unique<core::crypto::SeededRng>(splitmix64(o.seed ^ 0xC11E));
   server_rng_ = std::make_unique<core::crypto::SeededRng>(splitmix64(o.seed ^ 0x5E4E));
   table_rng_ = std::make_unique<core::crypto::SeededRng>(splitmix64(o.seed ^ 0x7AB1));
@@ -150,6 +152,10 @@ void Simulator::fail(const std::string& what) {
   failures_.push_back(s.str());
 }
 
+void Simulator::log(const std::string& what) const {
+  if (trace_) std::fprintf(stderr, "[%10.3f ms] %s\n", ms(now_.since_epoch), what.c_str());
+}
+
 Simulator::Link* Simulator::link(LinkId id) {
   auto it = links_.find(id);
   return it == links_.end() ? nullptr : it->second.get();
@@ -186,6 +192,7 @@ void Simulator::open_link() {
     Link* lk = link(id);
     if (!lk) return;
     if (lk->cut || partition_) {
+      log("link " + std::to_string(id) + ": connect failed");
       links_.erase(id);
       return;
     }
@@ -207,12 +214,16 @@ void Simulator::open_link() {
       h.server_rx0 = server_ ? server_->bytes_received() : 0;
       handovers_.push_back(h);
     }
+    log("link " + std::to_string(id) + ": connected (delay " + std::to_string(ms(lk->delay)) +
+        " ms), attach_path");
     client_->attach_path(id, now_);
   });
 }
 
 void Simulator::close_end(Link& l, Side side, bool graceful) {
   End& e = l.end[idx(side)];
+  log(std::string(side_name(side)) + " closes link " + std::to_string(l.id) +
+      (graceful ? "" : " (abort)"));
   e.open = false;
   e.closed = true;
   Pipe& out = l.out(side);
@@ -232,6 +243,10 @@ void Simulator::cut(LinkId id, const CutSpec& spec) {
   if (!l || l->cut) return;
   ++cuts_;
   l->cut = true;
+  log("link " + std::to_string(id) + ": CUT (client error " +
+      (spec.client_error ? std::to_string(ms(*spec.client_error)) + " ms" : "never") +
+      ", server error " +
+      (spec.server_error ? std::to_string(ms(*spec.server_error)) + " ms" : "never") + ")");
   for (Pipe* p : {&l->c2s, &l->s2c}) {
     p->wire.clear();
     p->in_flight = 0;
@@ -334,6 +349,7 @@ bool Simulator::pump_end(Link& l, Side side) {
   if (side == Side::kServer && !e.attached) return pump_server_unbound(l);
   core::Session* s = session_of(side);
   if (e.error_at && *e.error_at <= now_) {
+    log(std::string(side_name(side)) + " error on link " + std::to_string(l.id));
     s->on_path_error(l.id, now_, "connection reset by the simulator's cut");
     s->forget_path(l.id);
     close_end(l, side, false);
@@ -356,6 +372,7 @@ bool Simulator::pump_end(Link& l, Side side) {
     stats_[idx(side)].last_rx = now_;
     changed = true;
   } else if (in.fin_arrived) {
+    log(std::string(side_name(side)) + " EOF on link " + std::to_string(l.id));
     s->on_path_error(l.id, now_, "EOF");
     s->forget_path(l.id);
     close_end(l, side, true);
@@ -432,6 +449,7 @@ bool Simulator::pump_server_unbound(Link& l) {
     return true;
   }
   ++refused_replies_;
+  log("server shell: REFUSED on link " + std::to_string(l.id));
   Pipe& out = l.out(Side::kServer);
   out.snd.push(reply.data(), reply.size());
   close_end(l, Side::kServer, true);
@@ -511,6 +529,10 @@ bool Simulator::pump_events(Side side) {
   SideStats& st = stats_[idx(side)];
   while (auto ev = s->poll_event()) {
     changed = true;
+    static const char* const kNames[] = {"established", "path-lost", "migrated", "closed"};
+    log(std::string(side_name(side)) + " event " + kNames[static_cast<int>(ev->type)] +
+        " path=" + std::to_string(ev->path) + " clean=" + std::to_string(ev->clean) + " " +
+        ev->error.detail + " state=" + core::state_name(s->state()));
     switch (ev->type) {
       case core::EventType::kEstablished:
         if (side == Side::kServer) table_->add(s);

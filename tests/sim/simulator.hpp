@@ -193,6 +193,7 @@ class Simulator {
   struct End;
 
   void fail(const std::string& what);
+  void log(const std::string& what) const;  // to stderr when $ROAM_SIM_TRACE is set
   Time next_event_time() const;
   void step();
   void process_instant();
@@ -247,6 +248,7 @@ class Simulator {
   std::uint64_t cuts_ = 0;
   std::uint64_t stream_key_[2] = {0, 0};
   std::vector<std::string> failures_;
+  bool trace_ = false;
   std::uint64_t same_instant_steps_ = 0;
   std::uint64_t timeouts_at_instant_ = 0;
   Time last_instant_{};

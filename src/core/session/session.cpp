@@ -297,6 +297,7 @@ void Session::path_failed(Path& p, Time now, const Error& why, bool peer_fault) 
       return;
     case PathRole::kProbation:
       close_path(p, false);
+      check_finished(now);  // it may have been holding back a clean end
       return;
   }
 }
@@ -641,6 +642,7 @@ Result<void> Session::server_on_response(Path& p, const FrameDecoder::Frame& f, 
   e.took = was_waiting ? now - lost_at_ : Duration{0};
   e.request = r->request;
   emit(std::move(e));
+  check_finished(now);  // a clean end held back by this exchange (ACCEPT and ACK are flushed)
   return {};
 }
 
@@ -768,8 +770,14 @@ void Session::consume_eof(Time now) {
 
 void Session::check_finished(Time now) {
   if (state_ == State::kClosed) return;
-  if (tx_.all_acked() && rx_.eof_consumed() && ack_sent_ == rx_.consumed())
-    close_session(true, Error{Errc::kAborted, "both directions ended"}, now, false);
+  if (!tx_.all_acked() || !rx_.eof_consumed() || ack_sent_ != rx_.consumed()) return;
+  // A challenged client has stopped reading the old path, so our last ACK may have died there:
+  // finish only once the exchange resolves (adoption repeats the ACK on the new path), or the
+  // client would be left without it and find the session gone (REFUSED) instead of ended.
+  if (!client_)
+    for (const auto& p : paths_)
+      if (p.role == PathRole::kProbation && p.request != 0) return;
+  close_session(true, Error{Errc::kAborted, "both directions ended"}, now, false);
 }
 
 void Session::abort(const std::string& reason, Time now) {
@@ -896,6 +904,7 @@ void Session::on_timeout(Time now) {
     if (p.role == PathRole::kProbation && now >= p.opened + cfg_.handshake_timeout)
       close_path(p, false);
   }
+  check_finished(now);  // an expired probation may have been holding back a clean end
 }
 
 bool Session::take_connect_request() {
