@@ -27,7 +27,7 @@ int run_connect(const std::string& target, const std::string& port_arg, const st
 
   io::Loop loop;
   if (!local.empty()) {
-    auto l = io::parse_endpoint(local, "127.0.0.1");
+    auto l = io::parse_endpoint(local, "127.0.0.1", /*listener=*/true);
     if (!l) throw CLI::ValidationError("--local", l.error().detail);
     io::raise_nofile_limit();
     io::LocalForwarder fwd(loop, cfg, *l);

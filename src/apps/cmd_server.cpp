@@ -6,7 +6,7 @@
 namespace roam::apps {
 
 int run_server(const std::string& listen, const std::string& forward, const SessionFlags& flags) {
-  auto l = io::parse_endpoint(listen, "0.0.0.0");
+  auto l = io::parse_endpoint(listen, "0.0.0.0", /*listener=*/true);
   if (!l) throw CLI::ValidationError("--listen", l.error().detail);
   auto f = io::parse_endpoint(forward);
   if (!f) throw CLI::ValidationError("--forward", f.error().detail);

@@ -30,7 +30,8 @@ Result<std::uint16_t> parse_port(std::string_view text) {
   return static_cast<std::uint16_t>(v);
 }
 
-Result<Endpoint> parse_endpoint(std::string_view text, std::string_view default_host) {
+Result<Endpoint> parse_endpoint(std::string_view text, std::string_view default_host,
+                                bool listener) {
   Endpoint ep;
   std::string_view port;
   if (!text.empty() && text.front() == '[') {
@@ -59,6 +60,7 @@ Result<Endpoint> parse_endpoint(std::string_view text, std::string_view default_
       }
     }
   }
+  if (listener && port == "0") return ep;  // ep.port stays 0: kernel-chosen
   auto p = parse_port(port);
   if (!p) return tl::unexpected(p.error());
   ep.port = *p;

@@ -22,8 +22,10 @@ struct Endpoint {
   std::string str() const;
 };
 
-// "HOST:PORT", "[v6]:PORT"; with `default_host`, a bare "PORT" is accepted too.
-Result<Endpoint> parse_endpoint(std::string_view text, std::string_view default_host = {});
+// "HOST:PORT", "[v6]:PORT"; with `default_host`, a bare "PORT" is accepted too. With
+// `listener`, port 0 is accepted as well (the kernel picks one; the daemon logs which).
+Result<Endpoint> parse_endpoint(std::string_view text, std::string_view default_host = {},
+                                bool listener = false);
 Result<std::uint16_t> parse_port(std::string_view text);
 
 struct SockAddr {

@@ -124,6 +124,12 @@ void Server::on_pending(int fd) {
     if (first.error().code == core::Errc::kNotRoam) {
       (void)!::send(fd, core::kNotRoamReply, sizeof core::kNotRoamReply - 1, MSG_NOSIGNAL);
       spdlog::info("refused {}: peer does not speak roam", p.peer);
+    } else if (first.error().code == core::Errc::kVersion) {
+      // Our preamble tells the client which version we speak, so it can say so.
+      std::vector<std::uint8_t> pre;
+      core::wire::encode_preamble(pre);
+      (void)!::send(fd, pre.data(), pre.size(), MSG_NOSIGNAL);
+      spdlog::info("refused {}: {}", p.peer, first.error().detail);
     } else {
       spdlog::info("refused {}: {}", p.peer, first.error().detail);
     }

@@ -3,7 +3,7 @@
 //
 // Key schedule (docs/PROTOCOL.md §Keys):
 //   shared = X25519(own_secret, peer_public)                  (all-zero result is refused)
-//   th     = BLAKE2b-256(transcript)                          (both preambles, HELLO, HELLO_REPLY)
+//   th     = BLAKE2b-256(transcript)             (HELLO frame, HELLO_REPLY frame without its MAC)
 //   prk    = BLAKE2b-256(key = shared, message = th)          (extract)
 //   k_i    = crypto_kdf_derive_from_key(32, i, "roam-v1_", prk)   (expand, one id per purpose)
 //   token  = BLAKE2b-128(key = k_token, message = client_random || server_random)

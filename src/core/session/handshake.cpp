@@ -77,6 +77,8 @@ Result<Negotiated> ClientHandshake::on_hello_reply(Bytes frame, std::vector<std:
   if (!reply) return tl::unexpected(reply.error());
   if (reply->features & ~hello_.features)
     return fail(Errc::kProtocol, "server selected a feature we did not offer");
+  if (reply->features & ~wire::kSupportedFeatures)
+    return fail(Errc::kProtocol, "server selected a feature this build cannot do");
   auto shared = crypto::x25519(kp_.secret_key, reply->public_key);
   if (!shared) return tl::unexpected(shared.error());
   // The transcript covers HELLO and HELLO_REPLY up to (not including) its MAC.
@@ -113,14 +115,13 @@ Result<void> ServerHandshake::on_hello(Bytes frame, std::vector<std::uint8_t>& o
   if (!shared) return tl::unexpected(shared.error());
 
   wire::HelloReply reply;
-  reply.features = hello->features & (params_.features | wire::kFeatureResume);
+  reply.features = hello->features & ((params_.features & wire::kSupportedFeatures) | wire::kFeatureResume);
   reply.buffer_cap = params_.buffer_cap;
   reply.wait_ms = std::max<std::uint64_t>(1, wait_ms(params_.wait));
   reply.random = random_;
   reply.public_key = kp_.public_key;
 
   std::vector<std::uint8_t> transcript(frame.begin(), frame.end());
-  const std::size_t reply_start = transcript.size();
   wire::encode(reply, transcript);
   transcript.resize(transcript.size() - wire::kMacSize);  // MAC not covered by itself
 
@@ -128,7 +129,6 @@ Result<void> ServerHandshake::on_hello(Bytes frame, std::vector<std::uint8_t>& o
   transcript_hash_ = crypto::blake2b_256(transcript);
   reply.mac = crypto::mac(negotiated_.keys.mac_s2c,
                           {mac_label(wire::FrameType::kHelloReply), transcript_hash_});
-  (void)reply_start;
   wire::encode(reply, out);
   have_hello_ = true;
   return {};

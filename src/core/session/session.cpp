@@ -222,8 +222,13 @@ void Session::attach_server_path(PathId id, Bytes initial, Time now) {
   if (client_ || find(id)) return;
   Path& p = add_path(id, PathRole::kProbation, now);
   if (state_ == State::kClosed || state_ == State::kServerHandshake) {
-    // Not (or no longer) resumable: answer like an unknown token.
-    wire::encode(wire::Refused{}, p.ctrl);
+    // Not (or no longer) resumable: answer like an unknown token, echoing the request number.
+    wire::Refused refused;
+    const Bytes payload =
+        initial.subspan(std::min(initial.size(), wire::kPreambleSize + wire::kFrameHeaderSize));
+    if (auto m = wire::parse_migrate(payload.first(std::min(payload.size(), wire::kMigrateSize))))
+      refused.request = m->request;
+    wire::encode(refused, p.ctrl);
     close_path(p, true);
     return;
   }
@@ -233,7 +238,7 @@ void Session::attach_server_path(PathId id, Bytes initial, Time now) {
 MutBytes Session::recv_space(PathId id) {
   Path* p = find(id);
   if (p && p->role != PathRole::kClosing && state_ != State::kClosed &&
-      p->decoder.data_remaining() > 0 && data_allowed(*p)) {
+      p->decoder.data_remaining() > 0 && data_allowed(*p) && !rx_.fin_received()) {
     MutBytes direct = rx_.space(p->decoder.data_remaining());
     if (!direct.empty()) {
       direct_read_ = id;
@@ -280,8 +285,14 @@ void Session::path_failed(Path& p, Time now, const Error& why, bool peer_fault) 
       p.ctrl_sent = 0;
       return;
     case PathRole::kHandshake:
+      if (peer_fault) {
+        wire::Close c;
+        c.code = static_cast<std::uint16_t>(why.code);
+        c.reason = "handshake failed: " + why.detail;
+        wire::encode(c, p.ctrl);
+      }
       close_path(p, peer_fault);
-      close_session(false, Error{why.code, "handshake failed: " + why.detail}, now, peer_fault);
+      close_session(false, Error{why.code, "handshake failed: " + why.detail}, now, false);
       return;
     case PathRole::kActive:
       if (peer_fault) {
@@ -344,8 +355,9 @@ Result<void> Session::handle_frame(Path& p, const FrameDecoder::Frame& f, Time n
   const auto type = static_cast<FrameType>(f.header.type);
   const Bytes payload = f.bytes.subspan(wire::kFrameHeaderSize);
 
-  if (type == FrameType::kClose && (p.role == PathRole::kActive || p.role == PathRole::kHandshake ||
-                                    p.role == PathRole::kAttempt)) {
+  // CLOSE ends the session only on the paths where the peer can send it: the server never sends
+  // one on a migrate attempt, so there it is treated like any unexpected frame (a failed attempt).
+  if (type == FrameType::kClose && (p.role == PathRole::kActive || p.role == PathRole::kHandshake)) {
     auto c = wire::parse_close(payload);
     if (!c) return tl::unexpected(c.error());
     close_session(false, Error{Errc::kAborted, "peer closed the session: " + c->reason}, now,
@@ -464,6 +476,7 @@ Result<void> Session::client_on_migrate_reply(Path& p, const FrameDecoder::Frame
         if (Path* old = find(*active_)) close_path(*old, false);
         active_.reset();
         state_ = State::kClientMigrating;
+        lost_at_ = p.opened;  // make-before-break: the handover started with this attempt
       }
       wire::Response r;
       r.request = c->request;
@@ -566,11 +579,24 @@ void Session::server_on_migrate(Path& p, const wire::Migrate& m, Time now) {
     close_path(p, true);
     return;
   }
-  // Bound the competing attempts kept on probation: evict the oldest.
+  last_heard_ = now;  // a MAC-verified request is a byte heard from the peer
+  // A client never sends one request number twice, so a second copy of a number already on
+  // probation is a replay: it gets STALE and cannot push the first arrival out. Competing
+  // attempts with different numbers are bounded: the oldest is evicted.
   std::size_t on_probation = 0;
   Path* oldest = nullptr;
   for (auto& other : paths_) {
     if (other.role != PathRole::kProbation || other.request == 0 || other.id == p.id) continue;
+    if (other.request == m.request) {
+      wire::Stale s;
+      s.request = m.request;
+      s.newest = request_;
+      s.mac = crypto::mac(k.mac_s2c, {mac_label(FrameType::kStale), tok, crypto::be64(s.request),
+                                      crypto::be64(s.newest)});
+      wire::encode(s, p.ctrl);
+      close_path(p, true);
+      return;
+    }
     ++on_probation;
     if (!oldest || other.opened < oldest->opened) oldest = &other;
   }
@@ -599,6 +625,7 @@ Result<void> Session::server_on_response(Path& p, const FrameDecoder::Frame& f, 
                            crypto::be64(r->received)},
                           r->mac))
     return fail(Errc::kBadMac, "RESPONSE MAC does not verify");
+  last_heard_ = now;
   if (r->request <= request_) {
     wire::Stale s;
     s.request = r->request;
@@ -799,6 +826,7 @@ void Session::close_session(bool clean, Error err, Time now, bool tell_peer) {
   closed_clean_ = clean;
   close_error_ = err;
   for (auto& p : paths_) {
+    if (p.role == PathRole::kClosing) continue;  // keeps a queued REFUSED/STALE/CLOSE
     const bool flush = (active_ && *active_ == p.id) || p.role == PathRole::kHandshake;
     close_path(p, flush);
   }

@@ -71,7 +71,7 @@ struct SessionConfig {
   // Unauthenticated work is bounded: a handshake or a migrate exchange must finish in time.
   Duration handshake_timeout = std::chrono::seconds(5);
   // After a path is lost the client probes at this interval for `fast_probe_period`, then backs
-  // off by doubling up to `max_probe_interval` (SPEC property 7).
+  // off linearly (a tenth of the time since the loss) up to `max_probe_interval` (SPEC prop. 7).
   Duration probe_interval = std::chrono::milliseconds(100);
   Duration fast_probe_period = std::chrono::seconds(30);
   Duration max_probe_interval = std::chrono::seconds(5);

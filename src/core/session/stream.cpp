@@ -112,6 +112,7 @@ MutBytes RecvStream::space(std::size_t max) {
 }
 
 Result<void> RecvStream::append(Bytes in) {
+  if (fin_ && !in.empty()) return fail(Errc::kProtocol, "DATA after the end of stream");
   std::size_t done = 0;
   while (done < in.size()) {
     MutBytes s = ring_.free_span();

@@ -126,6 +126,7 @@ class RecvStream {
   void consume(std::size_t n);
   // True once every byte before the peer's FIN has been consumed.
   bool at_eof() const { return fin_ && ring_.size() == 0; }
+  bool fin_received() const { return fin_; }
   // The application took note of the end of stream; it now counts as consumed.
   void consume_eof() {
     if (at_eof()) eof_consumed_ = true;

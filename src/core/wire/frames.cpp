@@ -149,6 +149,7 @@ Result<HelloReply> parse_hello_reply(Bytes p) {
   r.bytes(m.random);
   r.bytes(m.public_key);
   r.bytes(m.mac);
+  if (!(m.features & kFeatureResume)) return fail(Errc::kMalformed, "HELLO_REPLY without resume");
   if (m.buffer_cap == 0 || m.wait_ms == 0)
     return fail(Errc::kMalformed, "HELLO_REPLY with zero cap");
   return m;

@@ -43,6 +43,8 @@ using Nonce = std::array<std::uint8_t, kNonceSize>;
 // Feature bits negotiated in HELLO / HELLO_REPLY (the reply carries the intersection).
 inline constexpr std::uint32_t kFeatureResume = 1u << 0;   // always set in version 1
 inline constexpr std::uint32_t kFeatureEncrypt = 1u << 1;  // reserved for AEAD of DATA
+// What this implementation can actually do; nothing else is offered or accepted.
+inline constexpr std::uint32_t kSupportedFeatures = kFeatureResume;
 
 enum class FrameType : std::uint8_t {
   kHello = 0x01,

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what roam needs to build, test and demo on Debian 12 (run as root). Idempotent: does
+# nothing when everything is already there.
+set -euo pipefail
+PKGS=(
+  build-essential cmake pkg-config git
+  libsodium-dev libmnl-dev libexpected-dev libcli11-dev libspdlog-dev libfmt-dev
+  nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  clang-14 libclang-rt-14-dev
+  iproute2 nftables openssh-server openssh-client socat haproxy netcat-openbsd procps
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing packages: ${missing[*]}" >&2
+  echo "deps: run as root (or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
