@@ -263,6 +263,48 @@ TEST_F(SessionTest, CopiedFreshRequestStaysOnProbation) {
   EXPECT_EQ(p.server_got, pattern(100, 7));
 }
 
+// Unauthenticated work is bounded: copies of fresh requests occupy at most max_probation_paths
+// connections; the oldest is dropped for a newcomer, and the live path is never touched.
+TEST_F(SessionTest, ProbationPathsAreBounded) {
+  SessionPair p;
+  ASSERT_TRUE(p.establish());
+  const PathId active = *p.server->active_path();
+  std::vector<PathId> ids;
+  for (std::uint64_t request = 1; request <= 5; ++request) {
+    Link& l = p.open_raw_link();
+    l.c2s = migrate_bytes(*p.client, request, 0);
+    p.pump();
+    ids.push_back(l.id);
+  }
+  EXPECT_TRUE(p.server->path_done(ids[0]));
+  for (std::size_t i = 1; i < ids.size(); ++i) EXPECT_FALSE(p.server->path_done(ids[i])) << i;
+  EXPECT_EQ(p.server->active_path(), active);
+  // They expire with the handshake deadline (heartbeats keep the live path alive meanwhile).
+  const Time deadline = p.now + SessionConfig{}.handshake_timeout;
+  while (p.now < deadline) {
+    p.advance_to(std::min(deadline, p.now + 1s));
+    p.pump();
+  }
+  for (PathId id : ids) EXPECT_TRUE(p.server->path_done(id)) << id;
+  EXPECT_EQ(p.server->active_path(), active);
+}
+
+TEST_F(SessionTest, WantsWriteFollowsPendingBytesAndCredit) {
+  SessionPair p(config_with_cap(4096), config_with_cap(4096), 8);
+  ASSERT_TRUE(p.establish());
+  const PathId id = *p.client->active_path();
+  EXPECT_FALSE(p.client->wants_write(id));
+  p.client->write(pattern(10, 8));
+  EXPECT_TRUE(p.client->wants_write(id));
+  p.last_link().hold_c2s = true;
+  p.pump();
+  EXPECT_FALSE(p.client->wants_write(id));
+  p.client->shutdown_write();
+  EXPECT_TRUE(p.client->wants_write(id));
+  p.pump();
+  EXPECT_FALSE(p.client->wants_write(id));
+}
+
 TEST_F(SessionTest, RefusedTwiceEndsTheSession) {
   SessionPair p;
   ASSERT_TRUE(p.establish());
