@@ -192,7 +192,7 @@ void SessionDriver::read_path(PathSock& ps) {
       continue;
     }
     if (n == 0) {
-      session_->on_path_error(id, loop_.now(), "connection closed by peer (" + ps.where + ")");
+      session_->on_path_eof(id, loop_.now());
       session_->recv_space(id);  // reset any direct-read marker
       close_path_socket(id, false);
       return;
@@ -359,15 +359,19 @@ void SessionDriver::sync() {
     closing_ = true;
     release_app(session_->closed_clean());
     linger_timer_ = loop_.at(loop_.now() + kLinger, [this] {
+      // Whatever has not flushed by now never will.
       linger_timer_ = 0;
-      finish();
+      std::vector<core::PathId> stuck;
+      for (auto& [id, ps] : paths_) stuck.push_back(id);
+      for (core::PathId id : stuck) close_path_socket(id, false);
+      if (!session_->lingering()) finish();
     });
   }
   if (closing_) {
     bool flushing = false;
     for (auto& [id, ps] : paths_)
       if (!ps.connecting && !session_->path_done(id)) flushing = true;
-    if (!flushing) {
+    if (!flushing && !session_->lingering()) {
       in_sync_ = false;
       finish();
       return;

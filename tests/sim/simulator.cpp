@@ -373,7 +373,7 @@ bool Simulator::pump_end(Link& l, Side side) {
     changed = true;
   } else if (in.fin_arrived) {
     log(std::string(side_name(side)) + " EOF on link " + std::to_string(l.id));
-    s->on_path_error(l.id, now_, "EOF");
+    s->on_path_eof(l.id, now_);
     s->forget_path(l.id);
     close_end(l, side, true);
     return true;
@@ -550,7 +550,8 @@ bool Simulator::pump_events(Side side) {
         st.close_code = ev->error.code;
         st.close_detail = ev->error.detail;
         st.closed_at = now_;
-        if (side == Side::kServer) table_->remove(s);
+        // A server that ended cleanly lingers, still answering migrate requests.
+        if (side == Side::kServer && !s->lingering()) table_->remove(s);
         break;
     }
   }
@@ -560,9 +561,11 @@ bool Simulator::pump_events(Side side) {
 void Simulator::run_timeouts() {
   for (Side side : {Side::kClient, Side::kServer}) {
     core::Session* s = session_of(side);
-    if (!s || s->state() == core::State::kClosed) continue;
+    if (!s || (s->state() == core::State::kClosed && !s->lingering())) continue;
     if (s->next_deadline() <= now_) {
       s->on_timeout(now_);
+      if (side == Side::kServer && s->state() == core::State::kClosed && !s->lingering())
+        table_->remove(s);
       if (++timeouts_at_instant_ > 10000) {
         fail(std::string(side_name(side)) + ": next_deadline() stays at or before now after "
                                             "on_timeout() (livelock)");
@@ -654,7 +657,8 @@ Time Simulator::next_event_time() const {
   Time t = Time::never();
   if (!actions_.empty()) t = std::min(t, actions_.top().t);
   for (const core::Session* s : {client_.get(), server_.get()})
-    if (s && s->state() != core::State::kClosed) t = std::min(t, s->next_deadline());
+    if (s && (s->state() != core::State::kClosed || s->lingering()))
+      t = std::min(t, s->next_deadline());
   for (const auto& [id, l] : links_) {
     for (const Pipe* p : {&l->c2s, &l->s2c}) {
       if (!p->wire.empty()) t = std::min(t, p->wire.front().arrive);

@@ -221,7 +221,7 @@ void Session::attach_path(PathId id, Time now) {
 void Session::attach_server_path(PathId id, Bytes initial, Time now) {
   if (client_ || find(id)) return;
   Path& p = add_path(id, PathRole::kProbation, now);
-  if (state_ == State::kClosed || state_ == State::kServerHandshake) {
+  if ((state_ == State::kClosed && !lingering_) || state_ == State::kServerHandshake) {
     // Not (or no longer) resumable: answer like an unknown token, echoing the request number.
     wire::Refused refused;
     const Bytes payload =
@@ -264,8 +264,14 @@ void Session::on_received(PathId id, std::size_t n, Time now) {
   feed(*p, Bytes(staging_.data(), std::min(n, staging_.size())), now);
 }
 
+bool Session::path_live(const Path& p) const {
+  if (p.role == PathRole::kClosing) return false;
+  // A lingering server still runs the migrate exchange, and nothing else.
+  return state_ != State::kClosed || (lingering_ && p.role == PathRole::kProbation);
+}
+
 void Session::feed(Path& p, Bytes in, Time now) {
-  if (p.role == PathRole::kClosing || state_ == State::kClosed) return;
+  if (!path_live(p)) return;
   auto r = p.decoder.feed(
       in, [&](const FrameDecoder::Frame& f) { return handle_frame(p, f, now); },
       [&](Bytes d) { return handle_data(p, d, now); });
@@ -350,7 +356,7 @@ Result<void> Session::handle_data(Path& p, Bytes payload, Time now) {
 }
 
 Result<void> Session::handle_frame(Path& p, const FrameDecoder::Frame& f, Time now) {
-  if (p.role == PathRole::kClosing || state_ == State::kClosed) return stop();
+  if (!path_live(p)) return stop();
   using wire::FrameType;
   const auto type = static_cast<FrameType>(f.header.type);
   const Bytes payload = f.bytes.subspan(wire::kFrameHeaderSize);
@@ -535,6 +541,10 @@ Result<void> Session::client_on_migrate_reply(Path& p, const FrameDecoder::Frame
       if (!r) return tl::unexpected(r.error());
       if (r->request != p.request) return {};
       close_path(p, false);
+      if (complete_) {
+        close_session(true, Error{Errc::kAborted, "both directions ended"}, now, false);
+        return stop();
+      }
       if (++refusals_ >= 2) {
         close_session(false,
                       Error{Errc::kRefused,
@@ -633,6 +643,19 @@ Result<void> Session::server_on_response(Path& p, const FrameDecoder::Frame& f, 
     s.mac = crypto::mac(k.mac_s2c, {mac_label(FrameType::kStale), tok, crypto::be64(s.request),
                                     crypto::be64(s.newest)});
     wire::encode(s, p.ctrl);
+    close_path(p, true);
+    return stop();
+  }
+  if (state_ == State::kClosed) {
+    // Lingering after a clean end: the client only needs our ACK (it has everything else).
+    request_ = r->request;
+    wire::Accept a;
+    a.request = r->request;
+    a.received = rx_.received();
+    a.mac = crypto::mac(k.mac_s2c, {mac_label(FrameType::kAccept), tok, crypto::be64(a.request),
+                                    crypto::be64(a.received)});
+    wire::encode(a, p.ctrl);
+    queue_ack(p, now);
     close_path(p, true);
     return stop();
   }
@@ -804,7 +827,26 @@ void Session::check_finished(Time now) {
   if (!client_)
     for (const auto& p : paths_)
       if (p.role == PathRole::kProbation && p.request != 0) return;
+  if (client_) {
+    // The server may still lack our last ACK: end when it closes its side (on_path_eof), or when
+    // it no longer knows the session (it ended cleanly and stopped lingering).
+    complete_ = true;
+    return;
+  }
   close_session(true, Error{Errc::kAborted, "both directions ended"}, now, false);
+  lingering_ = true;
+  linger_until_ = now + std::min(cfg_.linger, negotiated_.wait);
+}
+
+void Session::on_path_eof(PathId id, Time now) {
+  Path* p = find(id);
+  if (!p) return;
+  if (client_ && complete_ && p->role == PathRole::kActive && state_ != State::kClosed) {
+    close_path(*p, false);
+    close_session(true, Error{Errc::kAborted, "both directions ended"}, now, false);
+    return;
+  }
+  path_failed(*p, now, Error{Errc::kAborted, "connection closed by peer"}, false);
 }
 
 void Session::abort(const std::string& reason, Time now) {
@@ -858,7 +900,9 @@ Time Session::next_deadline() const {
   Time t = Time::never();
   switch (state_) {
     case State::kClosed:
-      return t;
+      if (!lingering_) return t;
+      t = linger_until_;
+      break;
     case State::kClientHandshake:
     case State::kServerHandshake:
       return created_ + cfg_.handshake_timeout;
@@ -883,6 +927,10 @@ Time Session::next_deadline() const {
 void Session::on_timeout(Time now) {
   switch (state_) {
     case State::kClosed:
+      if (lingering_ && now >= linger_until_) lingering_ = false;
+      for (auto& p : paths_)
+        if (p.role == PathRole::kProbation && now >= p.opened + cfg_.handshake_timeout)
+          close_path(p, false);
       return;
     case State::kClientHandshake:
     case State::kServerHandshake:
@@ -908,6 +956,10 @@ void Session::on_timeout(Time now) {
   }
   if (state_ == State::kClientWait || state_ == State::kClientMigrating ||
       state_ == State::kServerWait) {
+    if (now >= last_heard_ + negotiated_.wait && complete_) {
+      close_session(true, Error{Errc::kAborted, "both directions ended"}, now, false);
+      return;
+    }
     if (now >= last_heard_ + negotiated_.wait) {
       close_session(false,
                     Error{Errc::kTimeout, "peer silent for " + fmt_duration(now - last_heard_) +

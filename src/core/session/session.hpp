@@ -79,6 +79,8 @@ struct SessionConfig {
   Duration attempt_timeout = std::chrono::seconds(2);
   // Server: competing migrate attempts kept on probation at once.
   std::size_t max_probation_paths = 4;
+  // Server: how long a cleanly ended session stays resumable (capped by the wait).
+  Duration linger = std::chrono::seconds(60);
 };
 
 enum class EventType : std::uint8_t {
@@ -156,8 +158,11 @@ class Session {
   MutBytes recv_space(PathId path);
   // `n` bytes were read into recv_space(path).
   void on_received(PathId path, std::size_t n, Time now);
-  // The connection hit EOF, an error or a connect failure.
+  // The connection hit an error or a connect failure.
   void on_path_error(PathId path, Time now, const std::string& why);
+  // The peer closed the connection cleanly (recv returned 0). For a client whose session is
+  // complete in both directions this is the server's word that it is done: a clean end.
+  void on_path_eof(PathId path, Time now);
   // Bytes this path wants to send now (empty when nothing).
   IoSlices poll_transmit(PathId path, Time now);
   void on_transmitted(PathId path, std::size_t n, Time now);
@@ -208,6 +213,11 @@ class Session {
   const Negotiated& negotiated() const { return negotiated_; }
   const Error& close_error() const { return close_error_; }
   bool closed_clean() const { return closed_clean_; }
+  // Server: after a clean end the session stays resumable for a while (like TCP's TIME_WAIT), so a
+  // client whose last ACK was lost with its path can come back, hear it and end cleanly too.
+  bool lingering() const { return lingering_; }
+  // Client: both directions are complete; waiting for the server to close its side.
+  bool complete() const { return complete_; }
 
   Session(const SessionConfig& cfg, crypto::Rng& rng, bool client, Time now);
   ~Session();
@@ -260,6 +270,7 @@ class Session {
   void emit(Event e) { events_.push_back(std::move(e)); }
   Duration probe_delay(Time now) const;
   bool data_allowed(const Path& p) const;
+  bool path_live(const Path& p) const;
   std::size_t credit() const;
   Duration path_timeout() const;
 
@@ -291,6 +302,9 @@ class Session {
   Time next_probe_ = Time::never();
   std::uint64_t migrations_ = 0;
   bool closed_clean_ = false;
+  bool complete_ = false;   // client: all acknowledged both ways, waiting for the server's EOF
+  bool lingering_ = false;  // server: ended cleanly, still answers migrate requests
+  Time linger_until_ = Time::never();
   Error close_error_{Errc::kAborted, {}};
 };
 

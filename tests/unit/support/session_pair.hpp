@@ -251,14 +251,14 @@ class SessionPair {
       }
       if (!l.server_open && l.client_open && l.s2c.empty()) {
         l.client_open = false;
-        client->on_path_error(l.id, now, "eof");
+        client->on_path_eof(l.id, now);
         client->forget_path(l.id);
         moved = true;
       }
       if (!l.raw && !l.client_open && l.server_open && l.c2s.empty() &&
           l.server == ServerSide::kSession && server) {
         l.server_open = false;
-        server->on_path_error(l.id, now, "eof");
+        server->on_path_eof(l.id, now);
         server->forget_path(l.id);
         moved = true;
       }
