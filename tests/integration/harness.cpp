@@ -130,6 +130,7 @@ Process::Process(std::vector<std::string> argv, SpawnOptions opts) : argv_(std::
   stdin_fd_ = in_pipe[1];
   stdout_fd_ = out_pipe[0];
   stderr_fd_ = err_pipe[0];
+  set_nonblock(stderr_fd_);
   pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
   drainer_ = std::thread([this] { drain_loop(); });
 }
@@ -147,25 +148,32 @@ Process::~Process() {
 int Process::take_stdin() { return std::exchange(stdin_fd_, -1); }
 int Process::take_stdout() { return std::exchange(stdout_fd_, -1); }
 
-void Process::drain_loop() {
+// Reads whatever stderr holds right now (the fd is non-blocking). Caller holds mu_.
+void Process::read_available_locked() const {
   char buf[4096];
+  for (;;) {
+    const ssize_t r = ::read(stderr_fd_, buf, sizeof buf);
+    if (r > 0) {
+      log_.append(buf, static_cast<std::size_t>(r));
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) stderr_eof_ = true;
+    return;
+  }
+}
+
+void Process::drain_loop() {
   for (;;) {
     pollfd p[2] = {{stderr_fd_, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
     const int n = ::poll(p, 2, -1);
     if (n < 0 && errno == EINTR) continue;
     if (p[0].revents) {
-      const ssize_t r = ::read(stderr_fd_, buf, sizeof buf);
-      if (r > 0) {
-        std::lock_guard<std::mutex> lk(mu_);
-        log_.append(buf, static_cast<std::size_t>(r));
-        cv_.notify_all();
-        continue;
-      }
-      if (r < 0 && errno == EINTR) continue;
       std::lock_guard<std::mutex> lk(mu_);
-      stderr_eof_ = true;
+      read_available_locked();
       cv_.notify_all();
-      return;
+      if (stderr_eof_) return;
+      continue;
     }
     if (p[1].revents) return;
   }
@@ -174,6 +182,7 @@ void Process::drain_loop() {
 bool Process::wait_for(const std::string& text, std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lk(mu_);
   return cv_.wait_for(lk, timeout, [&] {
+    if (!stderr_eof_) read_available_locked();
     return log_.find(text) != std::string::npos || stderr_eof_;
   }) && log_.find(text) != std::string::npos;
 }
@@ -182,6 +191,7 @@ std::uint16_t Process::wait_listening(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lk(mu_);
   std::uint16_t port = 0;
   cv_.wait_for(lk, timeout, [&] {
+    if (!stderr_eof_) read_available_locked();
     port = parse_listening_port(log_);
     return port != 0 || stderr_eof_;
   });
@@ -189,7 +199,10 @@ std::uint16_t Process::wait_listening(std::chrono::milliseconds timeout) {
 }
 
 std::string Process::log() const {
+  // Reads what is in the pipe now: a child that has exited may have written its last lines
+  // after the drain thread's last wake-up.
   std::lock_guard<std::mutex> lk(mu_);
+  if (!stderr_eof_) read_available_locked();
   return log_;
 }
 

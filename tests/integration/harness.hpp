@@ -84,6 +84,7 @@ class Process {
 
  private:
   void drain_loop();
+  void read_available_locked() const;
   bool reap(int flags);
 
   std::vector<std::string> argv_;
@@ -96,8 +97,8 @@ class Process {
   std::optional<int> status_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::string log_;
-  bool stderr_eof_ = false;
+  mutable std::string log_;
+  mutable bool stderr_eof_ = false;
   std::thread drainer_;
 };
 
