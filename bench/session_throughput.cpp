@@ -1,0 +1,269 @@
+// roam_bench_throughput: one bulk transfer over loopback TCP through the library (a client and a
+// server core::Session, each driven by its own thread with a minimal poll loop) against raw
+// kernel TCP on the same path, same process, same amount of data, same 256 KiB user-space chunk
+// (the largest DATA payload), interleaved raw, raw+opts, roam, raw, raw+opts, roam, …
+//
+//   raw       plain sockets, kernel defaults (autotuned buffers): the baseline of the ratio.
+//   raw+opts  plain sockets with roam's path socket options (TCP_NODELAY, TCP_NOTSENT_LOWAT
+//             128 KiB, TCP_USER_TIMEOUT): separates the cost of the options from the library's.
+//   roam      sender writes straight into write_space() (zero-copy send path: commit only, the
+//             ring's bytes are whatever they are), receiver consumes readable().
+//
+// Both receivers touch one byte per chunk and nothing more. Time runs from the first byte the
+// sender offers (after the handshake for roam) to the receiver having consumed every byte; CPU is
+// the process's user+system time (getrusage) over the whole run, both ends included.
+//
+// Usage: roam_bench_throughput [BYTES [RUNS]]   (defaults 2G 7)
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include "bench_util.hpp"
+#include "session_pump.hpp"
+
+namespace rb = roam::bench;
+namespace core = roam::core;
+
+namespace {
+
+constexpr std::size_t kChunk = 256 * 1024;  // = wire::kMaxDataPayload
+
+struct RunResult {
+  double seconds = 0;
+  double cpu = 0;
+};
+
+volatile std::uint8_t g_sink;  // the receivers' light touch
+
+std::uint64_t g_bytes = 2ull << 30;
+
+// --- raw TCP -------------------------------------------------------------------------------
+
+void raw_send(int fd, std::atomic<double>& t0) {
+  std::vector<std::uint8_t> buf(kChunk, 0x5a);
+  rb::make_nonblocking(fd);
+  std::uint64_t left = g_bytes;
+  t0 = rb::mono_seconds();
+  while (left > 0) {
+    const ssize_t n = ::send(fd, buf.data(), std::min<std::uint64_t>(kChunk, left), MSG_NOSIGNAL);
+    if (n > 0) {
+      left -= static_cast<std::uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN) rb::die("send");
+    pollfd p{fd, POLLOUT, 0};
+    ::poll(&p, 1, -1);
+  }
+  ::shutdown(fd, SHUT_WR);
+  // Wait for the receiver's close so that both ends are done when the thread ends.
+  std::uint8_t b;
+  for (;;) {
+    const ssize_t n = ::recv(fd, &b, 1, 0);
+    if (n == 0) break;
+    if (n < 0 && errno != EAGAIN && errno != EINTR) break;
+    pollfd p{fd, POLLIN, 0};
+    ::poll(&p, 1, -1);
+  }
+  ::close(fd);
+}
+
+void raw_recv(int fd, double& t1) {
+  std::vector<std::uint8_t> buf(kChunk);
+  rb::make_nonblocking(fd);
+  std::uint64_t got = 0;
+  std::uint8_t touch = 0;
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+    if (n > 0) {
+      touch ^= buf[0];
+      got += static_cast<std::uint64_t>(n);
+      continue;
+    }
+    if (n == 0) break;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) rb::die("recv");
+    pollfd p{fd, POLLIN, 0};
+    ::poll(&p, 1, -1);
+  }
+  t1 = rb::mono_seconds();
+  g_sink = touch;
+  if (got != g_bytes) {
+    std::fprintf(stderr, "raw: received %llu of %llu bytes\n", static_cast<unsigned long long>(got),
+                 static_cast<unsigned long long>(g_bytes));
+    std::exit(1);
+  }
+  ::close(fd);
+}
+
+RunResult run_raw(int lfd, std::uint16_t port, bool roam_opts) {
+  const double cpu0 = rb::process_cpu_seconds();
+  std::atomic<double> t0{0};
+  double t1 = 0;
+  std::thread server([&] {
+    const int fd = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) rb::die("accept");
+    if (roam_opts) roam::io::tune_path_socket(fd, std::chrono::seconds(3));
+    raw_recv(fd, t1);
+  });
+  std::thread client([&] {
+    const int fd = rb::connect_loopback(port);
+    if (roam_opts) roam::io::tune_path_socket(fd, std::chrono::seconds(3));
+    raw_send(fd, t0);
+  });
+  client.join();
+  server.join();
+  return {t1 - t0.load(), rb::process_cpu_seconds() - cpu0};
+}
+
+// --- roam sessions -------------------------------------------------------------------------
+
+void roam_sender(int fd, std::atomic<double>& t0) {
+  core::crypto::SystemRng rng;
+  core::SessionConfig cfg;
+  auto pump = rb::client_pump(cfg, rng, fd);
+  core::Session& s = pump->session();
+  std::uint64_t written = 0;
+  bool shut = false;
+  bool started = false;
+  while (!pump->finished()) {
+    if (pump->established()) {
+      if (!started) {
+        started = true;
+        t0 = rb::mono_seconds();
+      }
+      // The application: fill the retention buffer in place (no copy) and commit.
+      while (written < g_bytes) {
+        core::MutBytes space = s.write_space();
+        if (space.empty()) break;
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(space.size(), g_bytes - written));
+        s.commit_write(n);
+        written += n;
+      }
+      if (written == g_bytes && !shut) {
+        s.shutdown_write();
+        shut = true;
+      }
+      if (s.at_eof()) s.consume_eof(roam::io::boot_now());
+      pump->write(roam::io::boot_now());
+    }
+    pump->wait_and_service();
+  }
+  if (!s.closed_clean()) {
+    std::fprintf(stderr, "roam sender: session did not end cleanly: %s\n", s.close_error().detail.c_str());
+    std::exit(1);
+  }
+  ::close(fd);
+}
+
+void roam_receiver(int fd, double& t1) {
+  core::crypto::SystemRng rng;
+  core::SessionConfig cfg;
+  auto pump = rb::server_pump(cfg, rng, fd);
+  core::Session& s = pump->session();
+  std::uint64_t got = 0;
+  std::uint8_t touch = 0;
+  bool done = false;
+  while (!pump->finished()) {
+    const core::Time now = roam::io::boot_now();
+    for (;;) {
+      core::Bytes b = s.readable();
+      if (b.empty()) break;
+      touch ^= b[0];
+      got += b.size();
+      s.consume(b.size(), now);
+    }
+    if (!done && s.at_eof()) {
+      done = true;
+      t1 = rb::mono_seconds();
+      s.consume_eof(now);
+      s.shutdown_write();
+    }
+    pump->write(now);
+    if (pump->finished()) break;
+    pump->wait_and_service();
+  }
+  g_sink = touch;
+  if (got != g_bytes || !s.closed_clean()) {
+    std::fprintf(stderr, "roam receiver: got %llu of %llu bytes (%s)\n",
+                 static_cast<unsigned long long>(got), static_cast<unsigned long long>(g_bytes),
+                 s.close_error().detail.c_str());
+    std::exit(1);
+  }
+  ::close(fd);
+}
+
+RunResult run_roam(int lfd, std::uint16_t port) {
+  const double cpu0 = rb::process_cpu_seconds();
+  std::atomic<double> t0{0};
+  double t1 = 0;
+  std::thread server([&] {
+    const int fd = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) rb::die("accept");
+    roam_receiver(fd, t1);
+  });
+  std::thread client([&] { roam_sender(rb::connect_loopback(port), t0); });
+  client.join();
+  server.join();
+  return {t1 - t0.load(), rb::process_cpu_seconds() - cpu0};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1) g_bytes = rb::parse_bytes(argv[1]);
+  const int runs = argc > 2 ? std::atoi(argv[2]) : 7;
+  if (g_bytes == 0 || runs < 1) {
+    std::fprintf(stderr, "usage: roam_bench_throughput [BYTES [RUNS]]\n");
+    return 2;
+  }
+  if (!core::crypto::init()) return 1;
+  std::uint16_t port = 0;
+  const int lfd = rb::listen_loopback(port);
+
+  const char* names[3] = {"raw", "raw+opts", "roam"};
+  std::vector<double> gbps[3], cpu_per_gb[3];
+  const double gb = static_cast<double>(g_bytes) / 1e9;
+  std::printf("roam_bench_throughput: %.2f GiB per run, %d interleaved runs per variant, 127.0.0.1\n",
+              static_cast<double>(g_bytes) / (1u << 30), runs);
+  const int only = std::getenv("ROAM_BENCH_ONLY") ? std::atoi(std::getenv("ROAM_BENCH_ONLY")) : -1;
+  for (int r = 0; r < runs; ++r) {
+    for (int v = 0; v < 3; ++v) {
+      if (only >= 0 && v != only) continue;
+      const RunResult res = v == 2 ? run_roam(lfd, port) : run_raw(lfd, port, v == 1);
+      gbps[v].push_back(gb * 8 / res.seconds);
+      cpu_per_gb[v].push_back(res.cpu / gb);
+      std::printf("  run %d %-9s %7.2f Gbit/s  %6.3f CPU-s/GB\n", r + 1, names[v], gbps[v].back(),
+                  cpu_per_gb[v].back());
+      std::fflush(stdout);
+    }
+  }
+  std::printf("\n%-9s %22s %30s\n", "variant", "Gbit/s median (min-max)", "CPU-s per GB median (min-max)");
+  rb::Summary g[3], c[3];
+  for (int v = 0; v < 3; ++v) {
+    g[v] = rb::summarize(gbps[v]);
+    c[v] = rb::summarize(cpu_per_gb[v]);
+    std::printf("%-9s %7.2f (%5.2f-%5.2f)         %6.3f (%5.3f-%5.3f)\n", names[v], g[v].median, g[v].min,
+                g[v].max, c[v].median, c[v].min, c[v].max);
+  }
+  if (only >= 0) return 0;  // a single variant (profiling): no ratios
+  // Per-pair ratios (run i of roam against run i of raw) give the spread of the ratio.
+  std::vector<double> ratio, ratio_opts;
+  for (int r = 0; r < runs; ++r) {
+    ratio.push_back(gbps[2][r] / gbps[0][r]);
+    ratio_opts.push_back(gbps[2][r] / gbps[1][r]);
+  }
+  const rb::Summary rr = rb::summarize(ratio), ro = rb::summarize(ratio_opts);
+  std::printf("\nroam/raw throughput: %.3f (median of medians); per-pair %.3f (%.3f-%.3f)   target >= 0.95 -> %s\n",
+              g[2].median / g[0].median, rr.median, rr.min, rr.max,
+              g[2].median / g[0].median >= 0.95 ? "MET" : "NOT MET");
+  std::printf("roam/raw+opts throughput: %.3f; per-pair %.3f (%.3f-%.3f)\n", g[2].median / g[1].median,
+              ro.median, ro.min, ro.max);
+  std::printf("CPU per GB roam/raw: %.3f, raw+opts/raw: %.3f\n", c[2].median / c[0].median,
+              c[1].median / c[0].median);
+  ::close(lfd);
+  return 0;
+}
