@@ -43,7 +43,9 @@ class SessionPump {
     for (int i = 0; i < kIoBudget; ++i) {
       core::MutBytes space = s_->recv_space(id_);
       const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
+      ++stats.recvs;
       if (n > 0) {
+        stats.recv_bytes += static_cast<std::uint64_t>(n);
         s_->on_received(id_, static_cast<std::size_t>(n), now);
         if (static_cast<std::size_t>(n) < space.size()) break;
         continue;
@@ -75,7 +77,9 @@ class SessionPump {
       msg.msg_iov = iov;
       msg.msg_iovlen = sl.count;
       const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      ++stats.sends;
       if (n > 0) {
+        stats.send_bytes += static_cast<std::uint64_t>(n);
         s_->on_transmitted(id_, static_cast<std::size_t>(n), now);
         if (static_cast<std::size_t>(n) < sl.total()) break;
         continue;
@@ -101,6 +105,8 @@ class SessionPump {
     }
     pollfd p{fd_, static_cast<short>(POLLIN | (s_->wants_write(id_) ? POLLOUT : 0)), 0};
     if (path_dead_) p.fd = -1;
+    ++stats.polls;
+    if (!(p.events & POLLOUT) && s_->bytes_sent() > 0 && s_->write_space().empty()) ++stats.polls_without_out;
     const int r = ::poll(&p, 1, timeout);
     if (r < 0 && errno != EINTR) die("poll");
     now = io::boot_now();
@@ -110,6 +116,19 @@ class SessionPump {
       s_->on_timeout(now);
       drain_events();
     }
+  }
+
+  // Counters for diagnosis (printed with ROAM_BENCH_DEBUG).
+  struct Stats {
+    std::uint64_t recvs = 0, recv_bytes = 0, sends = 0, send_bytes = 0, polls = 0,
+                  polls_without_out = 0;
+  } stats;
+  void print_stats(const char* who) const {
+    if (!std::getenv("ROAM_BENCH_DEBUG")) return;
+    std::fprintf(stderr, "  [%s] polls %llu (credit-blocked %llu) recvs %llu (avg %.0f B) sends %llu (avg %.0f B)\n", who,
+                 (unsigned long long)stats.polls, (unsigned long long)stats.polls_without_out,
+                 (unsigned long long)stats.recvs, stats.recvs ? double(stats.recv_bytes) / double(stats.recvs) : 0.0,
+                 (unsigned long long)stats.sends, stats.sends ? double(stats.send_bytes) / double(stats.sends) : 0.0);
   }
 
   void drain_events() {

@@ -40,6 +40,13 @@ volatile std::uint8_t g_sink;  // the receivers' light touch
 
 std::uint64_t g_bytes = 2ull << 30;
 
+// The sessions' configuration: roam's defaults (8 MiB retention cap), or ROAM_BENCH_BUFFER.
+core::SessionConfig bench_config() {
+  core::SessionConfig cfg;
+  if (const char* b = std::getenv("ROAM_BENCH_BUFFER")) cfg.handshake.buffer_cap = rb::parse_bytes(b);
+  return cfg;
+}
+
 // --- raw TCP -------------------------------------------------------------------------------
 
 void raw_send(int fd, std::atomic<double>& t0) {
@@ -123,7 +130,7 @@ RunResult run_raw(int lfd, std::uint16_t port, bool roam_opts) {
 
 void roam_sender(int fd, std::atomic<double>& t0) {
   core::crypto::SystemRng rng;
-  core::SessionConfig cfg;
+  const core::SessionConfig cfg = bench_config();
   auto pump = rb::client_pump(cfg, rng, fd);
   core::Session& s = pump->session();
   std::uint64_t written = 0;
@@ -152,6 +159,7 @@ void roam_sender(int fd, std::atomic<double>& t0) {
     }
     pump->wait_and_service();
   }
+  pump->print_stats("sender");
   if (!s.closed_clean()) {
     std::fprintf(stderr, "roam sender: session did not end cleanly: %s\n", s.close_error().detail.c_str());
     std::exit(1);
@@ -161,7 +169,7 @@ void roam_sender(int fd, std::atomic<double>& t0) {
 
 void roam_receiver(int fd, double& t1) {
   core::crypto::SystemRng rng;
-  core::SessionConfig cfg;
+  const core::SessionConfig cfg = bench_config();
   auto pump = rb::server_pump(cfg, rng, fd);
   core::Session& s = pump->session();
   std::uint64_t got = 0;
@@ -187,6 +195,7 @@ void roam_receiver(int fd, double& t1) {
     pump->wait_and_service();
   }
   g_sink = touch;
+  pump->print_stats("receiver");
   if (got != g_bytes || !s.closed_clean()) {
     std::fprintf(stderr, "roam receiver: got %llu of %llu bytes (%s)\n",
                  static_cast<unsigned long long>(got), static_cast<unsigned long long>(g_bytes),
