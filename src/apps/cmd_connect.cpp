@@ -6,7 +6,7 @@
 namespace roam::apps {
 
 int run_connect(const std::string& target, const std::string& port_arg, const std::string& local,
-                const SessionFlags& flags) {
+                const SessionFlags& flags, const PathFlags& path) {
   io::Endpoint server;
   if (!port_arg.empty()) {
     // `roam connect HOST PORT`: unambiguous for IPv6 literals (ssh's %h).
@@ -24,6 +24,7 @@ int run_connect(const std::string& target, const std::string& port_arg, const st
   io::ClientConfig cfg;
   cfg.server = server;
   cfg.session = session_config(flags);
+  cfg.policy = path_policy(path);
 
   io::Loop loop;
   if (!local.empty()) {

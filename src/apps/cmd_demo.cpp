@@ -193,8 +193,11 @@ int run_demo(const std::string& /*self*/, const std::string& mode, const std::st
   io::CutRelay roam_relay(loop, io::Endpoint{"127.0.0.1", 0}, *io::parse_endpoint(server.bound()));
   io::CutRelay tcp_relay(loop, io::Endpoint{"127.0.0.1", 0}, *io::parse_endpoint(service));
   if (!roam_relay.start() || !tcp_relay.start()) return 1;
-  io::LocalForwarder client(loop, io::ClientConfig{*io::parse_endpoint(roam_relay.bound()), sc},
-                            io::Endpoint{"127.0.0.1", 0});
+  io::ClientConfig cc;
+  cc.server = *io::parse_endpoint(roam_relay.bound());
+  cc.session = sc;
+  cc.watch_network = false;  // loopback: the relay's cuts are the only events
+  io::LocalForwarder client(loop, cc, io::Endpoint{"127.0.0.1", 0});
   if (!client.start()) return 1;
 
   Sink roam_sink(loop, "roam (Migrate)");

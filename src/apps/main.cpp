@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
                       "[ADDR:]PORT to listen on; each accepted connection becomes its own session "
                       "(ADDR defaults to 127.0.0.1)");
   add_session_flags(*connect, connect_flags);
+  PathFlags connect_path;
+  add_path_flags(*connect, connect_path);
 
   std::string demo_mode = "auto", demo_bytes = "64M";
   int demo_cuts = 5;
@@ -73,7 +75,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (server->parsed()) return run_server(listen, forward, server_flags);
-    if (connect->parsed()) return run_connect(target, port_arg, local, connect_flags);
+    if (connect->parsed()) return run_connect(target, port_arg, local, connect_flags, connect_path);
     if (demo->parsed()) return run_demo(argv[0], demo_mode, demo_bytes, demo_cuts);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "roam: %s: %s\n", e.get_name().c_str(), e.what());

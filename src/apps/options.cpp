@@ -86,6 +86,30 @@ core::SessionConfig session_config(const SessionFlags& flags) {
   return cfg;
 }
 
+void add_path_flags(CLI::App& cmd, PathFlags& flags) {
+  cmd.add_option("--prefer", flags.prefer,
+                 "Interfaces in order of preference, e.g. wifi0,wwan0: paths use the first one "
+                 "that has a route to the server, and move back when a preferred one returns");
+  cmd.add_option("--interface", flags.interface,
+                 "Pin every path to this interface (SO_BINDTODEVICE; needs CAP_NET_RAW)");
+}
+
+io::PathPolicy path_policy(const PathFlags& flags) {
+  io::PathPolicy p;
+  p.pin = flags.interface;
+  std::size_t start = 0;
+  while (start <= flags.prefer.size() && !flags.prefer.empty()) {
+    const auto comma = flags.prefer.find(',', start);
+    std::string name = flags.prefer.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!name.empty()) p.prefer.push_back(name);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (!p.pin.empty() && !p.prefer.empty())
+    throw CLI::ValidationError("--interface", "pinning excludes --prefer");
+  return p;
+}
+
 void setup_logging(const std::string& level) {
   auto logger = spdlog::stderr_color_mt("roam");
   logger->set_pattern("%Y-%m-%d %H:%M:%S.%e roam[%P] %^%l%$: %v");

@@ -10,6 +10,7 @@
 
 #include "core/session/session.hpp"
 #include "io/loop.hpp"
+#include "io/netmon.hpp"
 
 namespace roam::apps {
 
@@ -33,8 +34,15 @@ void setup_logging(const std::string& level);
 void install_signals(io::Loop& loop, std::function<void()> on_term, std::function<void()> on_hup);
 
 int run_server(const std::string& listen, const std::string& forward, const SessionFlags& flags);
+struct PathFlags {
+  std::string prefer;     // "wifi,cell"
+  std::string interface;  // pin
+};
+void add_path_flags(CLI::App& cmd, PathFlags& flags);
+io::PathPolicy path_policy(const PathFlags& flags);
+
 int run_connect(const std::string& target, const std::string& port_arg, const std::string& local,
-                const SessionFlags& flags);
+                const SessionFlags& flags, const PathFlags& path);
 int run_demo(const std::string& self, const std::string& mode, const std::string& bytes,
              int cuts);
 

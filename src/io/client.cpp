@@ -22,6 +22,14 @@ void StdioClient::start() {
   };
   driver_ = std::make_unique<SessionDriver>(loop_, std::move(session), "stdio", std::move(hooks));
   driver_->set_server(cfg_.server);
+  driver_->set_policy(cfg_.policy);
+  if (cfg_.watch_network) {
+    monitor_ = std::make_unique<NetlinkMonitor>(loop_, [this] {
+      if (driver_ && !finished_) driver_->on_network_change();
+    });
+    if (auto ok = monitor_->start(); !ok)
+      spdlog::warn("not watching the network ({}); relying on heartbeats", ok.error().detail);
+  }
   set_nonblocking(0);
   set_nonblocking(1);
   driver_->attach_app(AppIo{0, 1, false});
@@ -49,6 +57,11 @@ core::Result<void> LocalForwarder::start() {
   listen_fd_ = *fd;
   bound_ = local_address(listen_fd_);
   loop_.add(listen_fd_, EPOLLIN, [this](std::uint32_t) { on_accept(); });
+  if (cfg_.watch_network) {
+    monitor_ = std::make_unique<NetlinkMonitor>(loop_, [this] { network_changed(); });
+    if (auto ok = monitor_->start(); !ok)
+      spdlog::warn("not watching the network ({}); relying on heartbeats", ok.error().detail);
+  }
   spdlog::info("listening on {} (sessions to {})", bound_, cfg_.server.str());
   return {};
 }
@@ -72,6 +85,7 @@ void LocalForwarder::on_accept() {
     SessionDriver& ref = *driver;
     drivers_[&ref] = std::move(driver);
     ref.set_server(cfg_.server);
+    ref.set_policy(cfg_.policy);
     ref.attach_app(AppIo{fd, fd, true});
     ref.start();
   }
@@ -85,6 +99,12 @@ void LocalForwarder::abort_all(const std::string& why) {
 
 void LocalForwarder::migrate_all() {
   for (auto& [k, d] : drivers_) d->migrate_now();
+}
+
+void LocalForwarder::network_changed() {
+  std::vector<SessionDriver*> all;
+  for (auto& [k, d] : drivers_) all.push_back(k);
+  for (auto* d : all) d->on_network_change();
 }
 
 }  // namespace roam::io

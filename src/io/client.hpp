@@ -7,6 +7,7 @@
 
 #include "io/loop.hpp"
 #include "io/net.hpp"
+#include "io/netmon.hpp"
 #include "io/session_driver.hpp"
 
 namespace roam::io {
@@ -14,6 +15,9 @@ namespace roam::io {
 struct ClientConfig {
   Endpoint server;
   core::SessionConfig session;
+  PathPolicy policy;
+  // Watch rtnetlink and migrate on address/route changes (off: heartbeats and errors only).
+  bool watch_network = true;
 };
 
 // Runs one session between stdin/stdout and the server until it ends; returns the exit status
@@ -31,6 +35,7 @@ class StdioClient {
   Loop& loop_;
   ClientConfig cfg_;
   std::unique_ptr<SessionDriver> driver_;
+  std::unique_ptr<NetlinkMonitor> monitor_;
   bool finished_ = false;
   int status_ = 1;
 };
@@ -43,8 +48,10 @@ class LocalForwarder {
   std::string bound() const { return bound_; }
   std::size_t session_count() const { return drivers_.size(); }
   void abort_all(const std::string& why);
-  // Every live session migrates now (address or route event).
+  // Every live session migrates now (SIGHUP).
   void migrate_all();
+  // Address or route event: each session re-checks its path.
+  void network_changed();
   // Migrations of all sessions, live and ended.
   std::uint64_t total_migrations() const;
 
@@ -57,6 +64,7 @@ class LocalForwarder {
   int listen_fd_ = -1;
   std::string bound_;
   std::unordered_map<SessionDriver*, std::unique_ptr<SessionDriver>> drivers_;
+  std::unique_ptr<NetlinkMonitor> monitor_;
   std::uint64_t counter_ = 0;
   std::uint64_t ended_migrations_ = 0;
 };

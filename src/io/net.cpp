@@ -127,9 +127,16 @@ Result<int> listen_on(const Endpoint& ep) {
   return fail(Errc::kMalformed, "cannot listen on " + ep.str() + ": " + last);
 }
 
-Result<int> connect_start(const SockAddr& addr) {
+Result<int> connect_start(const SockAddr& addr, const std::string& interface) {
   const int fd = socket(addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return fail(Errc::kAborted, std::string("socket: ") + std::strerror(errno));
+  if (!interface.empty() &&
+      setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, interface.c_str(),
+                 static_cast<socklen_t>(interface.size())) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return fail(Errc::kAborted, "bind to interface " + interface + ": " + std::strerror(e));
+  }
   if (connect(fd, addr.get(), addr.len) != 0 && errno != EINPROGRESS) {
     const int e = errno;
     ::close(fd);

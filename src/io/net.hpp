@@ -40,8 +40,9 @@ Result<std::vector<SockAddr>> resolve(const Endpoint& ep, bool passive);
 
 // Listening socket (SO_REUSEADDR, non-blocking). Returns fd or an error naming the address.
 Result<int> listen_on(const Endpoint& ep);
-// Starts a non-blocking connect. The fd becomes writable when it completes; check connect_result.
-Result<int> connect_start(const SockAddr& addr);
+// Starts a non-blocking connect, through `interface` (SO_BINDTODEVICE) when it is not empty. The
+// fd becomes writable when it completes; check connect_result.
+Result<int> connect_start(const SockAddr& addr, const std::string& interface = {});
 // 0 when the connect succeeded, else the errno.
 int connect_result(int fd);
 

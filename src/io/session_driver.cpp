@@ -61,6 +61,7 @@ void SessionDriver::adopt_path(int fd, core::PathId id) {
   ps.fd = fd;
   ps.id = id;
   ps.where = local_address(fd) + " <-> " + peer_address(fd);
+  ps.source = ip_of(local_address(fd));
   paths_[id] = ps;
   loop_.add(fd, EPOLLIN, [this, id](std::uint32_t ev) { on_path_event(id, ev); });
   sync();
@@ -97,6 +98,30 @@ void SessionDriver::abort(const std::string& why) {
   sync();
 }
 
+void SessionDriver::on_network_change() {
+  spdlog::debug("[{}] network event", name_);
+  if (!server_ || finished_ || closing_ || !ever_established_) return;
+  auto addrs = resolve(*server_, false);
+  if (!addrs) return;
+  const auto choice = choose_route(addrs->front(), policy_);
+  if (!choice) {
+    spdlog::info("[{}] network changed: no route to {} at the moment", name_, server_->str());
+    return;
+  }
+  // Already on the right path, or moving to it?
+  const auto active = session_->active_path();
+  std::string current = "none";
+  if (active && paths_.count(*active)) current = paths_[*active].source;
+  if (current == choice->source) return;
+  for (const auto& [id, ps] : paths_)
+    if (ps.source == choice->source && (ps.connecting || !session_->path_done(id))) return;
+  spdlog::info("[{}] network changed: {} now leaves via {}{} (path uses {}): migrating", name_,
+               server_->str(), choice->source,
+               choice->interface.empty() ? "" : " on " + choice->interface, current);
+  session_->request_migration(loop_.now());
+  sync();
+}
+
 void SessionDriver::migrate_now() {
   session_->request_migration(loop_.now());
   sync();
@@ -116,7 +141,15 @@ void SessionDriver::connect_new_path() {
     return;
   }
   const SockAddr& a = (*addrs)[addr_index_++ % addrs->size()];
-  auto fd = connect_start(a);
+  std::optional<RouteChoice> route;
+  if (!policy_.empty()) {
+    route = choose_route(a, policy_);
+    if (!route) {
+      spdlog::debug("[{}] no route to {} through the preferred interfaces yet", name_, a.str());
+      if (!policy_.pin.empty()) return;  // pinned: wait for that interface
+    }
+  }
+  auto fd = connect_start(a, route ? route->interface : std::string());
   if (!fd) {
     spdlog::debug("[{}] {}", name_, fd.error().detail);
     if (!ever_established_ && paths_.empty()) {
@@ -131,6 +164,7 @@ void SessionDriver::connect_new_path() {
   ps.id = id;
   ps.connecting = true;
   ps.where = a.str();
+  if (route) ps.source = route->source;
   ps.connect_timer = loop_.at(loop_.now() + kConnectTimeout, [this, id] {
     auto it = paths_.find(id);
     if (it == paths_.end() || !it->second.connecting) return;
@@ -171,8 +205,20 @@ void SessionDriver::on_path_event(core::PathId id, std::uint32_t events) {
     }
     tune_path_socket(ps.fd, session_->is_client() ? std::chrono::seconds(3) : std::chrono::seconds(3));
     ps.where = local_address(ps.fd) + " -> " + peer_address(ps.fd);
+    ps.source = ip_of(local_address(ps.fd));
     loop_.modify(ps.fd, EPOLLIN);
     session_->attach_path(id, loop_.now());
+    if (!prologue_send_.empty() || !prologue_expect_.empty()) {
+      // A few bytes on a fresh connection: the socket buffer takes them whole.
+      const ssize_t n = ::send(ps.fd, prologue_send_.data(), prologue_send_.size(), MSG_NOSIGNAL);
+      if (n != static_cast<ssize_t>(prologue_send_.size())) {
+        session_->on_path_error(id, loop_.now(), "cannot send the path prologue");
+        close_path_socket(id, false);
+        sync();
+        return;
+      }
+      if (!prologue_expect_.empty()) prologue_read_[id] = 0;
+    }
     sync();
     return;
   }
@@ -181,8 +227,39 @@ void SessionDriver::on_path_event(core::PathId id, std::uint32_t events) {
   sync();
 }
 
+bool SessionDriver::read_prologue(PathSock& ps) {
+  const core::PathId id = ps.id;
+  auto it = prologue_read_.find(id);
+  if (it == prologue_read_.end()) return true;
+  for (;;) {
+    std::uint8_t buf[64];
+    const std::size_t want = std::min(sizeof buf, prologue_expect_.size() - it->second);
+    const ssize_t n = ::recv(ps.fd, buf, want, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+    std::string why;
+    if (n == 0) why = "peer closed the connection during the path prologue (" + ps.where + ")";
+    else if (n < 0) why = std::string(std::strerror(errno)) + " (" + ps.where + ")";
+    else if (std::memcmp(buf, prologue_expect_.data() + it->second, static_cast<std::size_t>(n)) != 0)
+      why = "unexpected answer to the path prologue from " + ps.where +
+            " (a SOCKS5 proxy that does not offer roam's method?)";
+    if (!why.empty()) {
+      prologue_read_.erase(it);
+      session_->on_path_error(id, loop_.now(), why);
+      close_path_socket(id, false);
+      return false;
+    }
+    it->second += static_cast<std::size_t>(n);
+    if (it->second == prologue_expect_.size()) {
+      prologue_read_.erase(it);
+      return true;
+    }
+  }
+}
+
 void SessionDriver::read_path(PathSock& ps) {
   const core::PathId id = ps.id;
+  if (!read_prologue(ps)) return;
   for (int i = 0; i < kReadBudget; ++i) {
     core::MutBytes space = session_->recv_space(id);
     const ssize_t n = ::recv(ps.fd, space.data(), space.size(), 0);
@@ -245,6 +322,7 @@ void SessionDriver::close_path_socket(core::PathId id, bool reset) {
   else
     ::close(it->second.fd);
   paths_.erase(it);
+  prologue_read_.erase(id);
   session_->forget_path(id);
 }
 
@@ -279,6 +357,9 @@ void SessionDriver::pump_app_in() {
 }
 
 void SessionDriver::pump_app_out() {
+  if (!app_attached_ && hooks_.on_app_data && session_->state() != core::State::kClosed &&
+      (!session_->readable().empty() || session_->at_eof()))
+    hooks_.on_app_data(*this);
   if (!app_attached_ || app_out_shut_ || app_out_blocked_) return;
   for (int i = 0; i < kReadBudget; ++i) {
     core::Bytes data = session_->readable();

@@ -20,6 +20,7 @@
 #include "core/session/session.hpp"
 #include "io/loop.hpp"
 #include "io/net.hpp"
+#include "io/netmon.hpp"
 
 namespace roam::io {
 
@@ -36,6 +37,9 @@ class SessionDriver {
   struct Hooks {
     std::function<void(SessionDriver&)> on_established;  // handshake complete
     std::function<void(SessionDriver&)> on_finished;     // closed and all sockets released
+    // No application attached yet and the peer's bytes (or its EOF) are readable: the owner may
+    // consume them from session() (roam proxy reads the SOCKS request inside the session).
+    std::function<void(SessionDriver&)> on_app_data;
   };
 
   SessionDriver(Loop& loop, std::unique_ptr<core::Session> session, std::string name, Hooks hooks);
@@ -45,6 +49,11 @@ class SessionDriver {
 
   // Client: the server to (re)connect to; resolved again on every attempt.
   void set_server(Endpoint server) { server_ = std::move(server); }
+  // Client: which interface paths use (--prefer, --interface).
+  void set_policy(PathPolicy policy) { policy_ = std::move(policy); }
+  // Client: the host's addresses or routes changed; migrate if the path in use is no longer the
+  // one the kernel (and the policy) would choose, or retry at once if the session is waiting.
+  void on_network_change();
   // Client: opens the first connection.
   void start();
   // A connected socket that is already a path of this session (the server's first connection,
@@ -65,6 +74,13 @@ class SessionDriver {
   // Exit status for stdio mode: 0 clean, 1 error (never established), 3 abort.
   int exit_status() const;
   const std::string& error_text() const { return error_text_; }
+  // Client: every new path first writes `send` and then expects exactly `expect` from the peer
+  // before the session protocol (roam socks: the SOCKS5 greeting offering roam's method and the
+  // proxy's choice of it). A different answer fails that path.
+  void set_path_prologue(std::vector<std::uint8_t> send, std::vector<std::uint8_t> expect) {
+    prologue_send_ = std::move(send);
+    prologue_expect_ = std::move(expect);
+  }
 
   void sync();
 
@@ -75,6 +91,7 @@ class SessionDriver {
     bool connecting = false;
     Loop::TimerId connect_timer = 0;
     std::string where;
+    std::string source;  // local IP (intended, while connecting)
   };
 
   void on_path_event(core::PathId id, std::uint32_t events);
@@ -97,6 +114,7 @@ class SessionDriver {
   std::string name_;
   Hooks hooks_;
   std::optional<Endpoint> server_;
+  PathPolicy policy_;
   std::unordered_map<core::PathId, PathSock> paths_;
   AppIo app_;
   bool app_attached_ = false;
@@ -115,6 +133,11 @@ class SessionDriver {
   core::Time timer_at_ = core::Time::never();
   Loop::TimerId linger_timer_ = 0;
   std::string error_text_;
+  // Path prologue (set_path_prologue): bytes of `prologue_expect_` each path still has to read.
+  bool read_prologue(PathSock& ps);
+  std::vector<std::uint8_t> prologue_send_;
+  std::vector<std::uint8_t> prologue_expect_;
+  std::unordered_map<core::PathId, std::size_t> prologue_read_;
 };
 
 }  // namespace roam::io

@@ -1,0 +1,125 @@
+#include "io/netmon.hpp"
+
+#include <libmnl/libmnl.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+namespace roam::io {
+
+std::string ip_of(const std::string& addr_port) {
+  if (!addr_port.empty() && addr_port.front() == '[') {
+    const auto close = addr_port.find(']');
+    return addr_port.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+  }
+  return addr_port.substr(0, addr_port.rfind(':'));
+}
+
+bool bind_to_interface(int fd, const std::string& interface) {
+  return setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, interface.c_str(),
+                    static_cast<socklen_t>(interface.size())) == 0;
+}
+
+namespace {
+
+// The source address the kernel would pick for `server` (optionally through `interface`).
+std::optional<std::string> probe_source(const SockAddr& server, const std::string& interface) {
+  const int fd = socket(server.ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  std::optional<std::string> out;
+  if ((interface.empty() || bind_to_interface(fd, interface)) &&
+      connect(fd, server.get(), server.len) == 0) {
+    const std::string local = local_address(fd);
+    if (local != "?") out = ip_of(local);
+  }
+  ::close(fd);
+  return out;
+}
+
+}  // namespace
+
+std::optional<RouteChoice> choose_route(const SockAddr& server, const PathPolicy& policy) {
+  if (!policy.pin.empty()) {
+    auto src = probe_source(server, policy.pin);
+    if (!src) return std::nullopt;
+    return RouteChoice{policy.pin, *src};
+  }
+  for (const auto& iface : policy.prefer) {
+    if (if_nametoindex(iface.c_str()) == 0) continue;
+    if (auto src = probe_source(server, iface)) return RouteChoice{iface, *src};
+  }
+  auto src = probe_source(server, "");
+  if (!src) return std::nullopt;
+  return RouteChoice{"", *src};
+}
+
+NetlinkMonitor::NetlinkMonitor(Loop& loop, std::function<void()> on_change)
+    : loop_(loop), on_change_(std::move(on_change)) {}
+
+NetlinkMonitor::~NetlinkMonitor() {
+  if (nl_) {
+    loop_.remove(mnl_socket_get_fd(nl_));
+    mnl_socket_close(nl_);
+  }
+}
+
+core::Result<void> NetlinkMonitor::start() {
+  nl_ = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (!nl_) return core::fail(core::Errc::kAborted, std::string("netlink: ") + std::strerror(errno));
+  const unsigned groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR |
+                          RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
+  if (mnl_socket_bind(nl_, groups, MNL_SOCKET_AUTOPID) < 0) {
+    const std::string why = std::strerror(errno);
+    mnl_socket_close(nl_);
+    nl_ = nullptr;
+    return core::fail(core::Errc::kAborted, "netlink bind: " + why);
+  }
+  loop_.add(mnl_socket_get_fd(nl_), EPOLLIN, [this](std::uint32_t) { on_readable(); });
+  return {};
+}
+
+void NetlinkMonitor::on_readable() {
+  static char buf[64 * 1024];  // one loop thread per process
+  for (;;) {
+    const ssize_t n = mnl_socket_recvfrom(nl_, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      // ENOBUFS: we missed events; re-evaluating everything is exactly the right reaction.
+      if (errno == ENOBUFS) ++events_;
+      break;
+    }
+    int len = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); mnl_nlmsg_ok(h, len); h = mnl_nlmsg_next(h, &len)) {
+      switch (h->nlmsg_type) {
+        case RTM_NEWADDR:
+        case RTM_DELADDR:
+        case RTM_NEWROUTE:
+        case RTM_DELROUTE:
+        case RTM_NEWLINK:
+        case RTM_DELLINK:
+          ++events_;
+          break;
+        default:
+          break;
+      }
+    }
+  }
+  // Coalesce a burst (an address and its routes arrive together) into one re-evaluation.
+  if (!scheduled_) {
+    scheduled_ = true;
+    loop_.at(loop_.now(), [this] {
+      scheduled_ = false;
+      if (on_change_) on_change_();
+    });
+  }
+}
+
+}  // namespace roam::io
