@@ -25,29 +25,6 @@ constexpr std::uint64_t kBytes = 8 * kMiB;  // each way, released step by step
 constexpr std::uint64_t kStep = 512 * 1024;
 constexpr std::chrono::milliseconds kReplyTimeout{8000};
 
-// Received-byte counters of both pumps, with a wait for both to reach a mark.
-class ProgressWatch {
- public:
-  void note(int side, std::uint64_t n) {
-    std::lock_guard<std::mutex> lk(mu_);
-    got_[side] = n;
-    cv_.notify_all();
-  }
-  bool wait_both(std::uint64_t mark, std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lk(mu_);
-    return cv_.wait_for(lk, timeout, [&] { return got_[0] >= mark && got_[1] >= mark; });
-  }
-  std::string text() {
-    std::lock_guard<std::mutex> lk(mu_);
-    return "app received " + std::to_string(got_[0]) + ", service received " + std::to_string(got_[1]);
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::uint64_t got_[2] = {0, 0};
-};
-
 std::vector<std::uint8_t> preamble() {
   std::vector<std::uint8_t> v;
   wire::encode_preamble(v);

@@ -237,6 +237,30 @@ class ClientApp {
   std::thread thread_;
 };
 
+// Received-byte counters of both pumps, with a wait for both to reach a mark.
+class ProgressWatch {
+ public:
+  // Called from the pumps' on_progress (side 0 and 1).
+  void note(int side, std::uint64_t n) {
+    std::lock_guard<std::mutex> lk(mu_);
+    got_[side] = n;
+    cv_.notify_all();
+  }
+  bool wait_both(std::uint64_t mark, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lk(mu_);
+    return cv_.wait_for(lk, timeout, [&] { return got_[0] >= mark && got_[1] >= mark; });
+  }
+  std::string text() {
+    std::lock_guard<std::mutex> lk(mu_);
+    return "app received " + std::to_string(got_[0]) + ", service received " + std::to_string(got_[1]);
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::uint64_t got_[2] = {0, 0};
+};
+
 // --- relay -----------------------------------------------------------------------------------
 
 // A CutRelay on its own io::Loop in a thread; every call is posted to the loop and waited for.
