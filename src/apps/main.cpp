@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "apps/cmd_proxy.hpp"
 #include "apps/options.hpp"
 #include "core/crypto/crypto.hpp"
 
@@ -53,6 +54,11 @@ int main(int argc, char** argv) {
   PathFlags connect_path;
   add_path_flags(*connect, connect_path);
 
+  ProxyFlags proxy_flags;
+  auto* proxy = add_proxy_command(app, proxy_flags);
+  SocksFlags socks_flags;
+  auto* socks = add_socks_command(app, socks_flags);
+
   std::string demo_mode = "auto", demo_bytes = "64M";
   int demo_cuts = 5;
   auto* demo = app.add_subcommand(
@@ -76,6 +82,8 @@ int main(int argc, char** argv) {
   try {
     if (server->parsed()) return run_server(listen, forward, server_flags);
     if (connect->parsed()) return run_connect(target, port_arg, local, connect_flags, connect_path);
+    if (proxy->parsed()) return run_proxy(proxy_flags);
+    if (socks->parsed()) return run_socks(socks_flags);
     if (demo->parsed()) return run_demo(argv[0], demo_mode, demo_bytes, demo_cuts);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "roam: %s: %s\n", e.get_name().c_str(), e.what());

@@ -510,8 +510,9 @@ void Proxy::connect_finish(std::uint64_t id, int fd, Reply reply, const std::str
     return;
   }
   auto done = std::move(it->second->done);
+  const std::string reason = why;  // `why` may live in the Connect erased here
   connects_.erase(it);
-  done(fd, reply, why);
+  done(fd, reply, reason);
 }
 
 void Proxy::cancel_connect(std::uint64_t id) {
@@ -586,6 +587,7 @@ void Proxy::start_roam(std::unique_ptr<Pending> p) {
       if (i2->second.stage == RoamStage::kAwaitRequest || i2->second.stage == RoamStage::kRefused)
         i2->second.driver->abort("no SOCKS request inside the session");
     });
+    roam_data(d);  // the request often arrives with the handshake's last frame
   };
   hooks.on_app_data = [this](SessionDriver& d) { roam_data(d); };
   hooks.on_finished = [this](SessionDriver& d) { roam_finished(d); };

@@ -40,7 +40,7 @@ void Resolver::work() {
       job = std::move(jobs_.front());
       jobs_.pop_front();
     }
-    auto result = std::make_shared<core::Result<std::vector<SockAddr>>>(resolve(job.ep, false));
+    auto result = std::make_shared<core::Result<std::vector<SockAddr>>>(io::resolve(job.ep, false));
     std::weak_ptr<bool> alive = alive_;
     loop_.post([this, alive, id = job.id, result] {
       auto a = alive.lock();
