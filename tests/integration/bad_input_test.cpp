@@ -340,3 +340,85 @@ TEST(BadInput, ServerSurvivesHostileConnectionsWhileALiveSessionFlows) {
 
 }  // namespace
 }  // namespace roam::itest
+
+namespace roam::itest {
+namespace {
+
+// The harder replay: an attacker on the client's new path copies its MIGRATE while the network
+// beyond is silent and replays it to the server before the genuine one arrives. The request is
+// fresh, so the server challenges the copy; the attacker cannot answer, gets no ACCEPT and no
+// data, and when the network returns the genuine client still migrates and every byte arrives.
+TEST(BadInput, ReplayOfAPendingMigrateWinsNothing) {
+  DumpOnFailure dump;
+  constexpr std::uint64_t kTotal = 4 * kMiB, kStep1 = 1 * kMiB;
+  constexpr std::uint64_t kUpSeed = 0xcafe1, kDownSeed = 0xcafe2;
+  ProgressWatch watch;
+  Gate svc_gate(kStep1), app_gate(kStep1);
+  DuplexOptions svc;
+  svc.send_bytes = kTotal;
+  svc.seed = kDownSeed;
+  svc.timeout = seconds(60);
+  svc.gate = &svc_gate;
+  svc.on_progress = [&](std::uint64_t n) { watch.note(1, n); };
+  Service service(svc);
+  std::uint16_t server_port = 0;
+  auto server = start_server(service.port(), {"--heartbeat", "200ms"}, server_port);
+  dump.add(server);
+  ASSERT_NE(server_port, 0);
+  // client → tap (records what the client sends) → relay (freezable) → server.
+  RelayThread relay(server_port);
+  TapProxy tap(relay.port());
+  std::uint16_t local_port = 0;
+  auto client = start_local_client(tap.port(), {"--heartbeat", "200ms"}, local_port);
+  dump.add(client);
+  ASSERT_NE(local_port, 0);
+  DuplexOptions app;
+  app.send_bytes = kTotal;
+  app.seed = kUpSeed;
+  app.timeout = seconds(60);
+  app.gate = &app_gate;
+  app.on_progress = [&](std::uint64_t n) { watch.note(0, n); };
+  ClientApp app_conn(local_port, app);
+  ASSERT_TRUE(watch.wait_both(kStep1, seconds(15))) << watch.text();
+
+  const std::size_t before = tap.connections();
+  relay.freeze(true);
+  svc_gate.allow(kTotal);
+  app_gate.allow(kTotal);
+  ASSERT_TRUE(client->wait_for("path lost", seconds(10)));
+  const std::size_t frame_len = wire::kPreambleSize + wire::kFrameHeaderSize + wire::kMigrateSize;
+  const auto idx = tap.wait_recorded(before, frame_len, seconds(10));
+  ASSERT_TRUE(idx.has_value()) << "the client's MIGRATE never reached the tap";
+  auto rec = tap.recorded(*idx);
+  ASSERT_EQ(rec[wire::kPreambleSize], static_cast<std::uint8_t>(wire::FrameType::kMigrate));
+  rec.resize(frame_len);
+  const auto mig = wire::parse_migrate(
+      core::Bytes(rec.data() + wire::kPreambleSize + wire::kFrameHeaderSize, wire::kMigrateSize));
+  ASSERT_TRUE(mig.has_value());
+
+  const ReplayOutcome r = replay(server_port, rec);
+  std::cout << "[ bad input] pre-emptive replay of MIGRATE request " << mig->request << " → "
+            << type_names(r.reply) << (r.answered_challenge ? " (answered with a forged RESPONSE)" : "")
+            << ", " << read_end_name(r.how) << "\n";
+  EXPECT_FALSE(has_type(r.reply, wire::FrameType::kAccept)) << "the replay was accepted";
+  EXPECT_FALSE(has_type(r.reply, wire::FrameType::kData)) << "the replay received session data";
+  EXPECT_TRUE(has_type(r.reply, wire::FrameType::kChallenge) ||
+              has_type(r.reply, wire::FrameType::kStale))
+      << type_names(r.reply);
+
+  relay.freeze(false);
+  const DuplexResult up = app_conn.result();
+  const DuplexResult down = service.result();
+  std::cout << "[ figures  ] after the replay: app " << up.summary() << "; service "
+            << down.summary() << "\n";
+  EXPECT_EQ(up.received, kTotal);
+  EXPECT_EQ(down.received, kTotal);
+  EXPECT_EQ(hex(down.received_digest), hex(pattern_digest(kUpSeed, kTotal)));
+  EXPECT_EQ(hex(up.received_digest), hex(pattern_digest(kDownSeed, kTotal)));
+  EXPECT_TRUE(up.got_eof && down.got_eof);
+  EXPECT_FALSE(up.got_reset || down.got_reset);
+  EXPECT_TRUE(server->running());
+}
+
+}  // namespace
+}  // namespace roam::itest

@@ -752,6 +752,7 @@ void TapProxy::relay(int c, int s, std::size_t index) {
             const std::size_t k = std::min<std::size_t>(static_cast<std::size_t>(r),
                                                         keep_ - std::min(keep_, rec.size()));
             rec.insert(rec.end(), tmp, tmp + k);
+            cv_.notify_all();
           }
         } else if (r == 0) {
           d->eof = true;
@@ -786,6 +787,21 @@ void TapProxy::relay(int c, int s, std::size_t index) {
 std::vector<std::uint8_t> TapProxy::recorded(std::size_t i) {
   std::lock_guard<std::mutex> lk(mu_);
   return i < recorded_.size() ? recorded_[i] : std::vector<std::uint8_t>{};
+}
+
+std::optional<std::size_t> TapProxy::wait_recorded(std::size_t from, std::size_t bytes,
+                                                   std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lk(mu_);
+  std::optional<std::size_t> found;
+  cv_.wait_for(lk, timeout, [&] {
+    for (std::size_t i = recorded_.size(); i-- > from;)
+      if (recorded_[i].size() >= bytes) {
+        found = i;
+        return true;
+      }
+    return false;
+  });
+  return found;
 }
 
 std::size_t TapProxy::connections() {

@@ -295,6 +295,10 @@ class TapProxy {
   // Client→server bytes of connection `i` (0-based, in accept order) recorded so far.
   std::vector<std::uint8_t> recorded(std::size_t i);
   std::size_t connections();
+  // Waits until some connection with index >= `from` has recorded at least `bytes` bytes;
+  // returns its index, or nothing at the deadline.
+  std::optional<std::size_t> wait_recorded(std::size_t from, std::size_t bytes,
+                                           std::chrono::milliseconds timeout);
 
  private:
   void accept_loop();
@@ -306,6 +310,7 @@ class TapProxy {
   std::uint16_t port_ = 0;
   int stop_pipe_[2] = {-1, -1};
   std::mutex mu_;
+  std::condition_variable cv_;
   std::vector<std::vector<std::uint8_t>> recorded_;
   std::vector<std::thread> threads_;
   std::thread acceptor_;
