@@ -137,7 +137,7 @@ tb_renumber_wifi() {
 
 tb_outage_start() {
   tb_rtr nft add table inet roam_outage 2>/dev/null
-  tb_rtr nft "add chain inet roam_outage fwd { type filter hook forward priority -10; policy drop; }"
+  tb_rtr nft "add chain inet roam_outage block { type filter hook forward priority -10; policy drop; }"
 }
 tb_outage_stop() {
   tb_rtr nft delete table inet roam_outage 2>/dev/null

@@ -15,10 +15,13 @@ namespace {
 
 // How long a closed session may spend flushing its last frames (final ACK, CLOSE).
 constexpr Duration kLinger = std::chrono::seconds(2);
-// A TCP connect that has not completed in this long is abandoned (the next probe starts anew).
-constexpr Duration kConnectTimeout = std::chrono::seconds(3);
+// A TCP connect that has not completed in this long is abandoned. Probes start every 100 ms while
+// the network is down and each lives until shortly after its first SYN retransmission (1 s), so
+// when the path returns a fresh SYN is never more than one probe interval away (SPEC: data flows
+// again within 150 ms of the path returning, where TCP's own backoff takes seconds).
+constexpr Duration kConnectTimeout = std::chrono::milliseconds(2500);
 // Concurrent connection attempts per session while reconnecting.
-constexpr int kMaxConnecting = 2;
+constexpr int kMaxConnecting = 32;
 // Reads per path per wakeup, so that one busy socket cannot starve the others.
 constexpr int kReadBudget = 16;
 
@@ -183,6 +186,16 @@ void SessionDriver::connect_new_path() {
   loop_.add(*fd, EPOLLOUT, [this, id](std::uint32_t ev) { on_path_event(id, ev); });
 }
 
+void SessionDriver::abandon_probes() {
+  std::vector<core::PathId> probes;
+  for (auto& [id, ps] : paths_)
+    if (ps.connecting) probes.push_back(id);
+  for (core::PathId id : probes) {
+    close_path_socket(id, false);
+    --connecting_;
+  }
+}
+
 void SessionDriver::on_path_event(core::PathId id, std::uint32_t events) {
   auto it = paths_.find(id);
   if (it == paths_.end()) return;
@@ -206,6 +219,17 @@ void SessionDriver::on_path_event(core::PathId id, std::uint32_t events) {
     tune_path_socket(ps.fd, session_->is_client() ? std::chrono::seconds(3) : std::chrono::seconds(3));
     ps.where = local_address(ps.fd) + " -> " + peer_address(ps.fd);
     ps.source = ip_of(local_address(ps.fd));
+    // A probe that completes after the session already moved to a working path from the same
+    // address is redundant: migrating again would only cost a round trip.
+    if (const auto active = session_->active_path()) {
+      auto a = paths_.find(*active);
+      if (a != paths_.end() && a->second.source == ps.source) {
+        spdlog::debug("[{}] dropping redundant probe {}", name_, ps.where);
+        close_path_socket(id, false);
+        sync();
+        return;
+      }
+    }
     loop_.modify(ps.fd, EPOLLIN);
     session_->attach_path(id, loop_.now());
     if (!prologue_send_.empty() || !prologue_expect_.empty()) {
@@ -481,6 +505,7 @@ void SessionDriver::handle_events() {
         const std::string where = paths_.count(e->path) ? paths_[e->path].where : "?";
         spdlog::info("[{}] migrated to {} (request {}, {} after the old path was lost)", name_,
                      where, e->request, ms_text(e->took));
+        abandon_probes();
         break;
       }
       case core::EventType::kClosed:

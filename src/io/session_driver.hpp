@@ -102,6 +102,8 @@ class SessionDriver {
   void pump_app_in();
   void pump_app_out();
   void connect_new_path();
+  // Closes every connection attempt still in progress (the session found its path).
+  void abandon_probes();
   void handle_events();
   void update_interest();
   void schedule_timer();

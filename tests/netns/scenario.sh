@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Mobility scenarios on real kernel networking: network namespaces from scripts/testbed.sh, real
+# `roam server` / `roam connect` processes, and a bidirectional stream checked byte by byte and by
+# SHA-256 at both ends (tests/tools/testpeer.cpp).
+#
+#   scenario.sh NAME BUILD_DIR       exit 0 pass, 1 fail, 77 skipped (reason printed)
+#
+# The stream is paced (so that it is still flowing while the network changes) and long enough to
+# outlast every scenario's steps. Pauses between network operations are part of the scenario
+# (an outage of 3 s is a 3 s pause); readiness is always awaited by polling for a condition.
+set -u
+NAME=$1
+BUILD=$(cd "$2" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/../../scripts/testbed.sh"
+
+if ! reason=$(tb_available); then
+  echo "SKIPPED: $reason"
+  exit 77
+fi
+
+ROAM=$BUILD/roam
+PEER=$BUILD/tests/roam_testpeer
+WORK=$(mktemp -d /tmp/roam-netns-XXXXXX)
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  tb_destroy
+  rm -rf "$WORK"
+}
+tb_create "rn$$-" || { echo "FAIL: cannot build the test bed"; exit 1; }
+trap cleanup EXIT
+
+HB=300ms
+WAIT=10m
+BYTES=${BYTES:-12000000}
+RATE=${RATE:-3000000}
+
+fail() {
+  echo "FAIL: $*"
+  echo "--- client log";  tail -40 "$WORK/cli.log" 2>/dev/null
+  echo "--- server log";  tail -40 "$WORK/srv.log" 2>/dev/null
+  echo "--- peers"; cat "$WORK/peer_c.log" "$WORK/peer_s.log" 2>/dev/null
+  exit 1
+}
+
+# wait_for CONDITION-COMMAND TIMEOUT-SECONDS WHAT
+wait_for() {
+  local deadline=$((SECONDS + $2))
+  until eval "$1"; do
+    [ $SECONDS -lt $deadline ] || fail "timed out waiting for $3"
+    sleep 0.05
+  done
+}
+
+progress() { awk '{print $1}' "$WORK/prog" 2>/dev/null || echo 0; }
+# Waits until the client side has received at least N more bytes than now.
+flowing() {
+  local want=$(( $(progress) + ${1:-200000} ))
+  wait_for "[ \$(progress) -ge $want ]" 20 "data to flow (want $want bytes)"
+}
+
+start_stream() {  # [extra flags for roam connect]
+  tb_srv "$PEER" serve --listen 127.0.0.1:9000 --send "$BYTES" --expect "$BYTES" --rate "$RATE" \
+    --seed 11 2>"$WORK/peer_s.log" &
+  PIDS+=($!); PEER_S=$!
+  tb_srv "$ROAM" --log-level debug server --listen 0.0.0.0:7000 --forward 127.0.0.1:9000 \
+    --heartbeat $HB --wait $WAIT 2>"$WORK/srv.log" &
+  PIDS+=($!); SRV=$!
+  tb_mob "$ROAM" --log-level debug connect $TB_SERVER:7000 --local 127.0.0.1:8000 \
+    --heartbeat $HB --wait $WAIT "$@" 2>"$WORK/cli.log" &
+  PIDS+=($!); CLI=$!
+  wait_for "grep -qs 'listening on' '$WORK/srv.log' && grep -qs 'listening on' '$WORK/cli.log' && grep -qs 'listening on' '$WORK/peer_s.log'" 10 "daemons"
+  tb_mob "$PEER" connect --to 127.0.0.1:8000 --send "$BYTES" --expect "$BYTES" --rate "$RATE" \
+    --seed 11 --progress "$WORK/prog" 2>"$WORK/peer_c.log" &
+  PIDS+=($!); PEER_C=$!
+  flowing 100000
+}
+
+# Both ends exact (testpeer checks every byte and prints both SHA-256s), session ended cleanly.
+finish_stream() {
+  local t=${1:-60}
+  local deadline=$((SECONDS + t))
+  while kill -0 "$PEER_C" 2>/dev/null || kill -0 "$PEER_S" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || fail "stream did not finish within ${t}s"
+    sleep 0.1
+  done
+  wait "$PEER_C"; local rc_c=$?
+  wait "$PEER_S"; local rc_s=$?
+  [ $rc_c -eq 0 ] || fail "client end of the stream: $(tail -2 "$WORK/peer_c.log")"
+  [ $rc_s -eq 0 ] || fail "server end of the stream: $(tail -2 "$WORK/peer_s.log")"
+  local sha_c sha_s
+  sha_c=$(grep -o 'received [0-9/]* sha256=[0-9a-f]*' "$WORK/peer_c.log" | sed 's/.*=//')
+  sha_s=$(grep -o 'sent [0-9]* sha256=[0-9a-f]*' "$WORK/peer_s.log" | sed 's/.*=//')
+  [ -n "$sha_c" ] && [ "$sha_c" = "$sha_s" ] || fail "SHA-256 server→client differs"
+  sha_c=$(grep -o 'sent [0-9]* sha256=[0-9a-f]*' "$WORK/peer_c.log" | sed 's/.*=//')
+  sha_s=$(grep -o 'received [0-9/]* sha256=[0-9a-f]*' "$WORK/peer_s.log" | sed 's/.*=//')
+  [ -n "$sha_c" ] && [ "$sha_c" = "$sha_s" ] || fail "SHA-256 client→server differs"
+  wait_for "grep -q 'session ended cleanly' '$WORK/cli.log'" 5 "the client to log a clean end"
+  wait_for "grep -q 'session ended cleanly' '$WORK/srv.log'" 5 "the server to log a clean end"
+}
+
+migrations() { grep -c "\] migrated to" "$WORK/cli.log"; }
+expect_migrations() {  # at least N
+  local n; n=$(migrations)
+  [ "$n" -ge "$1" ] || fail "expected at least $1 migrations, saw $n"
+}
+
+case "$NAME" in
+  wifi_to_cell_bbm)
+    start_stream
+    tb_wifi_down; sleep 0.3; tb_cell_up
+    flowing; finish_stream; expect_migrations 1 ;;
+  cell_to_wifi_bbm)
+    tb_wifi_down; tb_cell_up
+    start_stream
+    tb_cell_down; sleep 0.3; tb_wifi_up
+    flowing; finish_stream; expect_migrations 1 ;;
+  wifi_to_cell_mbb)
+    start_stream
+    tb_cell_up; flowing; tb_wifi_down
+    flowing; finish_stream; expect_migrations 1
+    grep -q "network changed" "$WORK/cli.log" || fail "no rtnetlink-driven migration" ;;
+  cell_to_wifi_mbb)
+    tb_wifi_down; tb_cell_up
+    start_stream
+    tb_wifi_up   # Wi-Fi is preferred (lower metric): moving back happens while cellular still works
+    flowing; tb_cell_down
+    flowing; finish_stream; expect_migrations 1
+    grep -q "now leaves via $TB_WIFI_NET.2" "$WORK/cli.log" || fail "did not move back to Wi-Fi" ;;
+  dhcp_order)
+    start_stream
+    tb_wifi_down; sleep 0.3
+    ip -n "$(tb_ns mob)" addr replace $TB_CELL_NET.2/24 dev cell noprefixroute
+    sleep 0.2
+    ip -n "$(tb_ns mob)" route replace $TB_CELL_NET.0/24 dev cell src $TB_CELL_NET.2
+    ip -n "$(tb_ns mob)" route replace default via $TB_CELL_NET.1 dev cell metric 200
+    flowing; finish_stream; expect_migrations 1 ;;
+  renumber)
+    start_stream
+    tb_renumber_wifi $TB_WIFI_NET.77
+    flowing; finish_stream; expect_migrations 1
+    grep -q "migrated to $TB_WIFI_NET.77:" "$WORK/cli.log" || fail "not migrated to the new address" ;;
+  outage_short)
+    start_stream
+    tb_outage_start; sleep 3; tb_outage_stop
+    flowing; finish_stream; expect_migrations 1 ;;
+  outage_long)
+    WAIT=4s
+    start_stream
+    tb_outage_start
+    t0=$SECONDS
+    # Both applications must see the end (an abort: never a silent truncation) within wait + 2 s.
+    wait_for "! kill -0 $PEER_C 2>/dev/null && ! kill -0 $PEER_S 2>/dev/null" 12 "both ends to see the session end"
+    wait "$PEER_C" && fail "client end reported success after the wait expired"
+    wait "$PEER_S" && fail "server end reported success after the wait expired"
+    grep -q "reset" "$WORK/peer_c.log" || fail "client application did not see a reset: $(tail -1 "$WORK/peer_c.log")"
+    grep -q "reset" "$WORK/peer_s.log" || fail "server application did not see a reset: $(tail -1 "$WORK/peer_s.log")"
+    [ $((SECONDS - t0)) -le 7 ] || fail "ends took $((SECONDS - t0))s (wait 4s + 2s)"
+    grep -q "migrate wait of 4s expired" "$WORK/cli.log" || fail "client did not end by wait expiry"
+    grep -q "migrate wait of 4s expired" "$WORK/srv.log" || fail "server did not end by wait expiry"
+    tb_outage_stop
+    # No leaked sessions: neither daemon holds a roam path any more.
+    wait_for "[ -z \"\$(tb_mob ss -Htn state established '( dport = :7000 )')\" ]" 5 "client paths to close"
+    wait_for "[ -z \"\$(tb_srv ss -Htn state established '( sport = :7000 )')\" ]" 5 "server paths to close" ;;
+  nat_rebind)
+    tb_nat_on
+    start_stream
+    tb_nat_rebind
+    flowing 500000; tb_nat_rebind
+    flowing; finish_stream; expect_migrations 1 ;;
+  rst_from_reassigned)
+    start_stream
+    tb_wifi_down
+    tb_reassign_old_wifi $TB_WIFI_NET.2
+    sleep 0.5   # the server keeps sending to the old address: the new holder answers RST
+    tb_cell_up
+    flowing; finish_stream; expect_migrations 1 ;;
+  handovers_50)
+    BYTES=30000000 RATE=4000000
+    tb_cell_up
+    start_stream
+    for i in $(seq 1 25); do
+      tb_wifi_down; flowing 30000; tb_wifi_up; flowing 30000
+    done
+    finish_stream 90; expect_migrations 50 ;;
+  ssh_handover)
+    SSHD=$(command -v sshd || echo /usr/sbin/sshd)
+    if [ ! -x "$SSHD" ] || ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null; then
+      echo "SKIPPED: needs openssh-server and openssh-client"; exit 77
+    fi
+    mkdir -p /run/sshd
+    ssh-keygen -q -t ed25519 -N '' -f "$WORK/host_key" && ssh-keygen -q -t ed25519 -N '' -f "$WORK/id"
+    cp "$WORK/id.pub" "$WORK/authorized_keys"
+    cat > "$WORK/sshd_config" <<CFG
+Port 2222
+ListenAddress 127.0.0.1
+HostKey $WORK/host_key
+AuthorizedKeysFile $WORK/authorized_keys
+PidFile $WORK/sshd.pid
+StrictModes no
+UsePAM no
+PermitRootLogin yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+CFG
+    tb_srv "$SSHD" -D -e -f "$WORK/sshd_config" 2>"$WORK/sshd.log" &
+    PIDS+=($!)
+    tb_srv "$ROAM" --log-level debug server --listen 0.0.0.0:7000 --forward 127.0.0.1:2222 \
+      --heartbeat $HB 2>"$WORK/srv.log" &
+    PIDS+=($!)
+    wait_for "grep -qs 'listening on' '$WORK/srv.log' && grep -qs 'Server listening' '$WORK/sshd.log'" 10 "sshd and roam server"
+    tb_cell_up
+    # An interactive session: a line every 50 ms goes in, the remote `cat` echoes it back.
+    (for i in $(seq 1 80); do echo "line $i $(printf '%0200d' $i)"; sleep 0.05; done) |
+      tb_mob ssh -F /dev/null -i "$WORK/id" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        -o LogLevel=ERROR -o "ProxyCommand=$ROAM --log-level debug connect %h 7000 --heartbeat $HB" \
+        root@$TB_SERVER cat >"$WORK/ssh.out" 2>"$WORK/cli.log" &
+    SSH=$!; PIDS+=($SSH)
+    wait_for "[ \$(wc -l < '$WORK/ssh.out') -ge 10 ]" 20 "ssh output"
+    tb_wifi_down
+    wait_for "[ \$(wc -l < '$WORK/ssh.out') -ge 30 ]" 20 "ssh output after the first handover"
+    tb_wifi_up
+    wait_for "[ \$(wc -l < '$WORK/ssh.out') -ge 50 ]" 20 "ssh output after the second handover"
+    tb_cell_down
+    wait_for "! kill -0 $SSH 2>/dev/null" 30 "ssh to finish"
+    wait "$SSH" || fail "ssh exited with $?"
+    diff <(for i in $(seq 1 80); do echo "line $i $(printf '%0200d' $i)"; done) "$WORK/ssh.out" >/dev/null ||
+      fail "ssh output differs from its input"
+    expect_migrations 2 ;;
+  *)
+    echo "unknown scenario $NAME"; exit 2 ;;
+esac
+echo "PASS: $NAME ($(migrations) migrations)"
+exit 0
