@@ -106,6 +106,16 @@ void raw_recv(int fd, double& t1) {
   ::close(fd);
 }
 
+// ROAM_BENCH_RAW_BUF=1M: fixed SO_SNDBUF/SO_RCVBUF on the raw sockets (diagnosis: how much of
+// the cost is the kernel's in-flight footprint rather than the library's).
+void raw_buffers(int fd) {
+  if (const char* b = std::getenv("ROAM_BENCH_RAW_BUF")) {
+    const int v = static_cast<int>(rb::parse_bytes(b));
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+  }
+}
+
 RunResult run_raw(int lfd, std::uint16_t port, bool roam_opts) {
   const double cpu0 = rb::process_cpu_seconds();
   std::atomic<double> t0{0};
@@ -114,11 +124,13 @@ RunResult run_raw(int lfd, std::uint16_t port, bool roam_opts) {
     const int fd = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) rb::die("accept");
     if (roam_opts) roam::io::tune_path_socket(fd, std::chrono::seconds(3));
+    raw_buffers(fd);
     raw_recv(fd, t1);
   });
   std::thread client([&] {
     const int fd = rb::connect_loopback(port);
     if (roam_opts) roam::io::tune_path_socket(fd, std::chrono::seconds(3));
+    raw_buffers(fd);
     raw_send(fd, t0);
   });
   client.join();
