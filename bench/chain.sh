@@ -63,12 +63,13 @@ wait_listen() {
 # utime/stime), from /proc/*/stat.
 cpu_of() {
   [[ $# -gt 0 ]] || { echo 0; return; }
-  awk -v pids=" $* " -v hz="$(getconf CLK_TCK)" '
+  # cat, not awk, opens the files: a process that exits meanwhile must not abort the sum.
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v pids=" $* " -v hz="$(getconf CLK_TCK)" '
     { line = $0; pid = $1; sub(/^[0-9]+ \(.*\) /, "", line); split(line, f, " ")
       # f[1] state, f[2] ppid, f[12..15] utime stime cutime cstime
       if (index(pids, " " pid " ")) t += f[12] + f[13] + f[14] + f[15]
       else if (index(pids, " " f[2] " ")) t += f[12] + f[13] }
-    END { printf "%.3f\n", t / hz }' /proc/[0-9]*/stat 2>/dev/null
+    END { printf "%.3f\n", t / hz }'
 }
 
 # --- the sink ------------------------------------------------------------------------------
