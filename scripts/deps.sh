@@ -8,7 +8,7 @@ PKGS=(
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev
   iproute2 nftables openssh-server openssh-client socat haproxy netcat-openbsd procps
-  python3 python3-cryptography conntrack
+  python3 python3-cryptography conntrack curl proxychains4 dante-server microsocks
 )
 missing=()
 for p in "${PKGS[@]}"; do
