@@ -1,6 +1,9 @@
-// `roam demo`: a download through a roam session and the same download over plain TCP, both
+// `roam demo`: the command, its dispatch between the namespace showcase (demo_netns.cpp) and the
+// loopback demo below, and the hidden helper roles (demo_roles.cpp).
+//
+// The loopback demo: a download through a roam session and the same download over plain TCP, both
 // through a relay that cuts every connection again and again. The roam stream carries on; the
-// plain one dies at the first cut. Everything runs in this process on loopback.
+// plain one dies at the first cut. Everything runs in this process on 127.0.0.1.
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,6 +15,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "apps/demo.hpp"
 #include "apps/options.hpp"
 #include "io/client.hpp"
 #include "io/relay.hpp"
@@ -20,13 +24,7 @@
 namespace roam::apps {
 namespace {
 
-// The demo's byte stream: position i holds a fixed pseudo-random byte, so the receiver checks
-// every byte where it lands (a loss, duplicate or reordering shows at once).
-std::uint8_t pattern(std::uint64_t i) {
-  std::uint64_t x = i * 0x9E3779B97F4A7C15ull;
-  x ^= x >> 29;
-  return static_cast<std::uint8_t>(x >> 17);
-}
+using demo::pattern;
 
 // The "server application": accepts connections and sends `total` pattern bytes to each, paced.
 class Source {
@@ -168,22 +166,19 @@ std::string mib(std::uint64_t b) { return fmt::format("{:7.1f} MiB", static_cast
 
 }  // namespace
 
-int run_demo(const std::string& /*self*/, const std::string& mode, const std::string& bytes_text,
-             int cuts) {
-  auto total = parse_size(bytes_text);
-  if (!total || *total == 0) throw CLI::ValidationError("--bytes", "expected a size like 64M");
-  if (cuts < 0 || cuts > 1000) throw CLI::ValidationError("--cuts", "expected 0..1000");
-  if (mode != "auto" && mode != "loopback") throw CLI::ValidationError("--mode", "auto or loopback");
-  std::fprintf(stderr,
-               "roam demo (loopback): network namespaces are not used yet; every connection runs on\n"
-               "127.0.0.1 through a relay that resets all connections %d times.\n\n",
+namespace demo {
+
+int run_loopback(std::uint64_t total, int cuts) {
+  std::fprintf(stdout,
+               "roam demo (loopback): every connection runs on 127.0.0.1 through a relay that resets\n"
+               "all connections %d times.\n\n",
                cuts);
   spdlog::set_level(spdlog::level::warn);
 
   io::Loop loop;
   const auto duration = std::chrono::seconds(6);
   const std::uint64_t ticks = 600;  // 10 ms each
-  Source source(loop, *total, std::max<std::uint64_t>(1, *total / ticks));
+  Source source(loop, total, std::max<std::uint64_t>(1, total / ticks));
   const std::string service = source.start();
 
   core::SessionConfig sc;
@@ -206,14 +201,14 @@ int run_demo(const std::string& /*self*/, const std::string& mode, const std::st
   tcp_sink.start(tcp_relay.bound());
 
   const core::Time t0 = loop.now();
-  const bool tty = isatty(2) != 0;
+  const bool tty = isatty(1) != 0;
   int cuts_done = 0;
   std::function<void()> cutter = [&] {
     if (cuts_done >= cuts) return;
     ++cuts_done;
     roam_relay.cut();
     tcp_relay.cut();
-    std::fprintf(stderr, "%s  ✂  cut %d: every connection reset\n", tty ? "\n" : "", cuts_done);
+    std::fprintf(stdout, "%s  ✂  cut %d: every connection reset\n", tty ? "\n" : "", cuts_done);
     loop.at(loop.now() + duration / (cuts + 1), cutter);
   };
   loop.at(t0 + duration / (cuts + 1), cutter);
@@ -223,7 +218,7 @@ int run_demo(const std::string& /*self*/, const std::string& mode, const std::st
     const double t = std::chrono::duration<double>(loop.now() - t0).count();
     const bool show = tty || tick++ % 10 == 0 || (roam_sink.done() && tcp_sink.done());
     if (show)
-      std::fprintf(stderr, "%s  %5.1fs   %s: %s %s   |   %s: %s %s   %s", tty ? "\r" : "", t, roam_sink.label().c_str(),
+      std::fprintf(stdout, "%s  %5.1fs   %s: %s %s   |   %s: %s %s   %s", tty ? "\r" : "", t, roam_sink.label().c_str(),
                  mib(roam_sink.received()).c_str(), roam_sink.done() ? roam_sink.outcome().c_str() : "",
                  tcp_sink.label().c_str(), mib(tcp_sink.received()).c_str(),
                  tcp_sink.done() ? tcp_sink.outcome().c_str() : "", tty ? "" : "\n");
@@ -240,18 +235,74 @@ int run_demo(const std::string& /*self*/, const std::string& mode, const std::st
   progress();
   loop.run();
 
-  const bool roam_ok = roam_sink.done() && roam_sink.intact() && roam_sink.received() == *total;
-  std::fprintf(stderr, "\n\n  %-16s %14s %7s %12s %15s  %s\n", "stream", "delivered", "exact",
+  const bool roam_ok = roam_sink.done() && roam_sink.intact() && roam_sink.received() == total;
+  std::fprintf(stdout, "\n\n  %-16s %14s %7s %12s %15s  %s\n", "stream", "delivered", "exact",
                "migrations", "longest stall", "outcome");
   for (const Sink* s : {&roam_sink, &tcp_sink})
-    std::fprintf(stderr, "  %-16s %14s %7s %12s %12.1f ms  %s\n", s->label().c_str(),
+    std::fprintf(stdout, "  %-16s %14s %7s %12s %12.1f ms  %s\n", s->label().c_str(),
                  mib(s->received()).c_str(), s->intact() ? "yes" : "NO",
                  s == &roam_sink ? std::to_string(client.total_migrations()).c_str() : "-",
                  std::chrono::duration<double, std::milli>(s->longest_stall()).count(),
                  s->done() ? s->outcome().c_str() : "still running");
-  std::fprintf(stderr, "\n  %d cuts. roam carried all%s exactly once, in order: %s\n", cuts_done,
-               mib(*total).c_str(), roam_ok ? "yes" : "NO");
+  std::fprintf(stdout, "\n  %d cuts. roam carried all%s exactly once, in order: %s\n", cuts_done,
+               mib(total).c_str(), roam_ok ? "yes" : "NO");
   return roam_ok ? 0 : 1;
+}
+
+}  // namespace demo
+
+CLI::App* add_demo_command(CLI::App& app, DemoFlags& f) {
+  auto* demo = app.add_subcommand(
+      "demo",
+      "Show roam at work. As root (network namespaces): a mobile host with Wi-Fi and cellular\n"
+      "hands over again and again (break-before-make, make-before-break, renumbering, an\n"
+      "outage) while three downloads run side by side: plain TCP, which dies at the first\n"
+      "handover, Migrate (roam connect → roam server) and MSOCKS (roam socks → roam proxy),\n"
+      "which arrive complete and exact. Ends with a summary and a plot (SVG) of bytes over time.\n"
+      "Without root or namespaces: a loopback demo whose relay cuts every connection.\n"
+      "Exit status: 0 when every roam stream arrived complete and exact, 1 otherwise.");
+  demo->add_option("--mode", f.mode, "auto (namespaces when possible), netns or loopback")
+      ->capture_default_str();
+  demo->add_option("--bytes", f.bytes, "Bytes each stream carries")->capture_default_str();
+  demo->add_option("--plot", f.plot, "SVG file for the plot of bytes delivered over time (netns mode)")
+      ->capture_default_str();
+  demo->add_option("--cuts", f.cuts, "How many times the relay cuts the connections (loopback mode)")
+      ->capture_default_str();
+  // The demo's helper processes inside the namespaces; not for users.
+  demo->add_option("--role", f.role)->group("");
+  demo->add_option("--listen", f.listen)->group("");
+  demo->add_option("--connect", f.connect)->group("");
+  demo->add_option("--socks", f.socks)->group("");
+  demo->add_option("--rate", f.rate)->group("");
+  return demo;
+}
+
+int run_demo(const DemoFlags& f) {
+  auto total = parse_size(f.bytes);
+  if (!total || *total == 0) throw CLI::ValidationError("--bytes", "expected a size like 64M");
+  if (f.role == "source") return demo::run_source(f);
+  if (f.role == "sink") return demo::run_sink(f);
+  if (!f.role.empty()) throw CLI::ValidationError("--role", "source or sink");
+  if (f.cuts < 0 || f.cuts > 1000) throw CLI::ValidationError("--cuts", "expected 0..1000");
+  if (f.mode != "auto" && f.mode != "netns" && f.mode != "loopback")
+    throw CLI::ValidationError("--mode", "auto, netns or loopback");
+  if (f.mode != "loopback") {
+    char self[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    std::string why = "cannot find my own binary (/proc/self/exe)";
+    if (n > 0) {
+      self[n] = 0;
+      const int rc = demo::run_netns(self, *total, f.plot, why);
+      if (rc >= 0) return rc;
+    }
+    if (f.mode == "netns") {
+      std::fprintf(stderr, "roam demo: network namespaces unavailable: %s\n", why.c_str());
+      return 1;
+    }
+    std::fprintf(stdout, "roam demo: no network namespaces (%s); running the loopback demo instead.\n",
+                 why.c_str());
+  }
+  return demo::run_loopback(*total, f.cuts);
 }
 
 }  // namespace roam::apps

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "apps/cmd_proxy.hpp"
+#include "apps/demo.hpp"
 #include "apps/options.hpp"
 #include "core/crypto/crypto.hpp"
 
@@ -59,15 +60,8 @@ int main(int argc, char** argv) {
   SocksFlags socks_flags;
   auto* socks = add_socks_command(app, socks_flags);
 
-  std::string demo_mode = "auto", demo_bytes = "64M";
-  int demo_cuts = 5;
-  auto* demo = app.add_subcommand(
-      "demo",
-      "Show roam at work: a stream through a roam session whose TCP connection is cut again and\n"
-      "again, beside a plain TCP stream that dies at the first cut.");
-  demo->add_option("--bytes", demo_bytes, "Bytes each stream carries")->capture_default_str();
-  demo->add_option("--cuts", demo_cuts, "How many times the connections are cut")->capture_default_str();
-  demo->add_option("--mode", demo_mode, "auto or loopback")->capture_default_str();
+  DemoFlags demo_flags;
+  auto* demo = add_demo_command(app, demo_flags);
 
   try {
     app.parse(argc, argv);
@@ -84,7 +78,7 @@ int main(int argc, char** argv) {
     if (connect->parsed()) return run_connect(target, port_arg, local, connect_flags, connect_path);
     if (proxy->parsed()) return run_proxy(proxy_flags);
     if (socks->parsed()) return run_socks(socks_flags);
-    if (demo->parsed()) return run_demo(argv[0], demo_mode, demo_bytes, demo_cuts);
+    if (demo->parsed()) return run_demo(demo_flags);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "roam: %s: %s\n", e.get_name().c_str(), e.what());
     return 2;

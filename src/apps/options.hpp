@@ -43,7 +43,5 @@ io::PathPolicy path_policy(const PathFlags& flags);
 
 int run_connect(const std::string& target, const std::string& port_arg, const std::string& local,
                 const SessionFlags& flags, const PathFlags& path);
-int run_demo(const std::string& self, const std::string& mode, const std::string& bytes,
-             int cuts);
 
 }  // namespace roam::apps
