@@ -299,7 +299,7 @@ int run_demo(const DemoFlags& f) {
       std::fprintf(stderr, "roam demo: network namespaces unavailable: %s\n", why.c_str());
       return 1;
     }
-    std::fprintf(stdout, "roam demo: no network namespaces (%s); running the loopback demo instead.\n",
+    std::fprintf(stdout, "roam demo: cannot build the namespace test bed here: %s; running the loopback demo instead.\n",
                  why.c_str());
   }
   return demo::run_loopback(*total, f.cuts);

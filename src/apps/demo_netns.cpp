@@ -520,6 +520,14 @@ void Showcase::teardown() {
 // ---- The show ---------------------------------------------------------------------------------
 
 int Showcase::run(std::string& why) {
+  // From here on a signal only sets a flag; the show stops at its next step and tears down.
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: poll returns at once
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
   char tmpl[] = "/tmp/roam-demo-XXXXXX";
   if (!::mkdtemp(tmpl)) {
     why = std::string("cannot create a temporary directory: ") + std::strerror(errno);
@@ -554,20 +562,14 @@ int Showcase::run(std::string& why) {
                "    mob  the mobile host: wifi %s (preferred), cell %s\n"
                "    srv  the server %s: a data source on :9000, roam server on :7000\n"
                "    prx  the edge proxy %s: roam proxy on :1080\n"
-               "  Three streams of %s each, paced at %.1f MiB/s, every byte checked where it lands:\n"
+               "  Three streams of %s each, paced at %.1f MiB/s, every byte checked where it lands;\n"
+               "  each receiving application gives up on a peer silent for 2 s (TCP keepalive):\n"
                "    plain TCP     mob ──────────────────────────────────────────── source\n"
                "    roam Migrate  mob → roam connect --local ─── roam server (srv) → source\n"
                "    roam MSOCKS   mob → roam socks ───────────── roam proxy (prx) → source\n\n",
                prefix_.c_str(), kWifi, kCell, kServer, kProxy, mib(static_cast<double>(total_)).c_str(),
                rate / (1 << 20));
   std::fflush(stdout);
-
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;  // no SA_RESTART: poll returns at once
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
 
   const std::int64_t build_start = mono_ns();
   if (bed_.run("tb_create " + prefix_) != 0) {
@@ -579,6 +581,7 @@ int Showcase::run(std::string& why) {
     return 1;
   }
   bed_.created = true;
+  if (g_signal) throw Interrupted{};
 
   const std::string bytes = std::to_string(total_);
   const std::string server = std::string(kServer);
@@ -672,7 +675,7 @@ int Showcase::run(std::string& why) {
   event(fmt::format("  {:5.1f}s  ⛔ outage: the router drops every packet (nftables)", t()));
   gap_from = t();
   op("tb_outage_start");
-  marker("outage");
+  marker("outage starts");
   at(14.5);
   event(fmt::format("  {:5.1f}s  ✓  outage over after {:.1f} s", t(), t() - gap_from));
   op("tb_outage_stop");
