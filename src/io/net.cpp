@@ -80,7 +80,9 @@ std::string SockAddr::str() const {
     auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
     inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
     port = ntohs(a->sin6_port);
-    return "[" + std::string(host) + "]:" + std::to_string(port);
+    std::string out = "[";
+    out.append(host).append("]:").append(std::to_string(port));
+    return out;
   }
   return "?";
 }

@@ -56,9 +56,10 @@ wait_for() {
 }
 
 progress() { awk '{print $1}' "$WORK/prog" 2>/dev/null || echo 0; }
-# Waits until the client side has received at least N more bytes than now.
+# Waits until the client side has received at least N more bytes than now (or everything).
 flowing() {
   local want=$(( $(progress) + ${1:-200000} ))
+  [ "$want" -le "$BYTES" ] || want=$BYTES
   wait_for "[ \$(progress) -ge $want ]" 20 "data to flow (want $want bytes)"
 }
 

@@ -105,7 +105,9 @@ Session::Session(const SessionConfig& cfg, crypto::Rng& rng, bool client, Time n
       last_heard_(now),
       last_progress_(now),
       last_sent_(now),
-      lost_at_(now) {}
+      lost_at_(now) {
+  tx_.set_unsent_limit(cfg.unsent_limit);
+}
 
 Session::~Session() = default;
 
@@ -801,7 +803,8 @@ void Session::maybe_ack(Time now) {
   if (!active_ || state_ == State::kClosed) return;
   Path* p = find(*active_);
   if (!p || !data_allowed(*p)) return;
-  const std::uint64_t threshold = std::max<std::uint64_t>(1, negotiated_.buffer_cap / 4);
+  const std::uint64_t threshold = std::max<std::uint64_t>(
+      1, std::min<std::uint64_t>(negotiated_.buffer_cap / 4, cfg_.ack_every));
   if (rx_.consumed() - ack_sent_ >= threshold) queue_ack(*p, now);
 }
 

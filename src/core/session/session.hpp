@@ -79,6 +79,10 @@ struct SessionConfig {
   Duration attempt_timeout = std::chrono::seconds(2);
   // Server: competing migrate attempts kept on probation at once.
   std::size_t max_probation_paths = 4;
+  // Bytes the application may write ahead of what was sent (SendStream::set_unsent_limit).
+  std::size_t unsent_limit = 512 * 1024;
+  // Consumed bytes are acknowledged at least every this many (and every quarter of the cap).
+  std::size_t ack_every = 256 * 1024;
   // Server: how long a cleanly ended session stays resumable (capped by the wait).
   Duration linger = std::chrono::seconds(60);
 };

@@ -57,7 +57,11 @@ void ByteRing::shrink_if_empty() {
 
 MutBytes SendStream::write_space() {
   if (fin_offset_) return {};
-  return ring_.free_span();
+  if (unsent_limit_ == 0) return ring_.free_span();
+  const std::uint64_t unsent = ring_.end() > sent_ ? ring_.end() - sent_ : 0;
+  if (unsent >= unsent_limit_) return {};
+  MutBytes s = ring_.free_span();
+  return s.first(std::min<std::size_t>(s.size(), unsent_limit_ - static_cast<std::size_t>(unsent)));
 }
 
 void SendStream::commit(std::size_t n) { ring_.push(n); }

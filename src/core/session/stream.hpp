@@ -58,8 +58,13 @@ class SendStream {
 
   // Application side -------------------------------------------------------------------------
   // Contiguous space the application may fill directly (zero-copy send path); empty when the
-  // retention buffer is full (backpressure) or after shutdown.
+  // retention buffer is full, when `unsent_limit` bytes are already waiting to be sent
+  // (backpressure), or after shutdown.
   MutBytes write_space();
+  // Caps bytes written but not yet sent. The retention ring then grows only to what is really
+  // unacknowledged plus this, and stays small enough to be copied from cache: like
+  // TCP_NOTSENT_LOWAT one level up. 0 means no limit beyond the cap.
+  void set_unsent_limit(std::size_t n) { unsent_limit_ = n; }
   void commit(std::size_t n);
   // Copies as much of `in` as fits; returns the count.
   std::size_t write(Bytes in);
@@ -99,6 +104,7 @@ class SendStream {
 
  private:
   ByteRing ring_;
+  std::size_t unsent_limit_ = 0;
   std::uint64_t sent_ = 0;
   std::uint64_t acked_ = 0;
   std::optional<std::uint64_t> fin_offset_;
