@@ -174,7 +174,8 @@ bool SplicePair::pump(Dir& d, std::string& why) {
 std::uint32_t SplicePair::interest(const Dir& reading, const Dir& writing, std::size_t cap) {
   std::uint32_t ev = 0;
   if (!reading.eof && reading.in_pipe < cap && reading.prefix.empty()) ev |= EPOLLIN;
-  if (writing.blocked) ev |= EPOLLOUT;
+  // Bytes waiting for the destination (a partial write leaves some without an EAGAIN).
+  if (writing.in_pipe > 0 || writing.prefix_off < writing.prefix.size()) ev |= EPOLLOUT;
   return ev;
 }
 
