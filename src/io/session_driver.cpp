@@ -221,7 +221,7 @@ void SessionDriver::on_path_event(core::PathId id, std::uint32_t events) {
     ps.source = ip_of(local_address(ps.fd));
     // A probe that completes after the session already moved to a working path from the same
     // address is redundant: migrating again would only cost a round trip.
-    if (const auto active = session_->active_path()) {
+    if (const auto active = session_->active_path(); active && !session_->probing_while_active()) {
       auto a = paths_.find(*active);
       if (a != paths_.end() && a->second.source == ps.source) {
         spdlog::debug("[{}] dropping redundant probe {}", name_, ps.where);

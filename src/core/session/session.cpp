@@ -261,6 +261,7 @@ void Session::on_received(PathId id, std::size_t n, Time now) {
     rx_.commit(n);
     p->decoder.data_read_directly(n);
     last_heard_ = last_progress_ = now;
+  suspect_ = false;
     return;
   }
   feed(*p, Bytes(staging_.data(), std::min(n, staging_.size())), now);
@@ -354,6 +355,7 @@ Result<void> Session::handle_data(Path& p, Bytes payload, Time now) {
   if (p.role == PathRole::kClosing || state_ == State::kClosed) return stop();
   if (!data_allowed(p)) return fail(Errc::kProtocol, "DATA before the session was established");
   last_heard_ = last_progress_ = now;
+  suspect_ = false;
   return rx_.append(payload);
 }
 
@@ -426,6 +428,7 @@ Result<void> Session::on_established_frame(Path& /*p*/, const FrameDecoder::Fram
   using wire::FrameType;
   const Bytes payload = f.bytes.subspan(wire::kFrameHeaderSize);
   last_heard_ = last_progress_ = now;
+  suspect_ = false;
   switch (static_cast<FrameType>(f.header.type)) {
     case FrameType::kAck: {
       auto a = wire::parse_ack(payload);
@@ -449,6 +452,7 @@ void Session::enter_established(Time now) {
   state_ = client_ ? State::kClientEstablished : State::kServerEstablished;
   established_once_ = true;
   last_heard_ = last_progress_ = last_sent_ = now;
+  suspect_ = false;
   ack_sent_ = rx_.consumed();
   client_hs_.reset();
   server_hs_.reset();
@@ -515,6 +519,7 @@ Result<void> Session::client_on_migrate_reply(Path& p, const FrameDecoder::Frame
       state_ = State::kClientEstablished;
       ++migrations_;
       last_heard_ = last_progress_ = last_sent_ = now;
+  suspect_ = false;
       Event e{EventType::kMigrated};
       e.path = p.id;
       e.took = now - lost_at_;
@@ -680,6 +685,7 @@ Result<void> Session::server_on_response(Path& p, const FrameDecoder::Frame& f, 
   state_ = State::kServerEstablished;
   ++migrations_;
   last_heard_ = last_progress_ = last_sent_ = now;
+  suspect_ = false;
   wire::Accept a;
   a.request = r->request;
   a.received = rx_.received();
@@ -788,7 +794,10 @@ bool Session::wants_write(PathId id) const {
 }
 
 void Session::note_transport_progress(PathId id, Time now) {
-  if (active_ && *active_ == id) last_progress_ = std::max(last_progress_, now);
+  if (active_ && *active_ == id) {
+    last_progress_ = std::max(last_progress_, now);
+    suspect_ = false;
+  }
 }
 
 // --- application ---------------------------------------------------------------------------
@@ -899,6 +908,8 @@ Duration Session::probe_delay(Time now) const {
 
 Duration Session::path_timeout() const { return cfg_.heartbeat * cfg_.dead_after_beats; }
 
+Duration Session::suspect_after() const { return cfg_.heartbeat + cfg_.heartbeat / 2; }
+
 Time Session::next_deadline() const {
   Time t = Time::never();
   switch (state_) {
@@ -912,6 +923,7 @@ Time Session::next_deadline() const {
     case State::kClientEstablished:
     case State::kServerEstablished:
       t = std::min(last_sent_ + cfg_.heartbeat, last_progress_ + path_timeout());
+      if (client_) t = std::min(t, suspect_ ? next_probe_ : last_progress_ + suspect_after());
       break;
     case State::kClientWait:
     case State::kClientMigrating:
@@ -951,6 +963,22 @@ void Session::on_timeout(Time now) {
       }
       if (now >= last_sent_ + cfg_.heartbeat && active_)
         if (Path* p = find(*active_)) queue_ack(*p, now);
+      // Silent for longer than a heartbeat: the path may be dying. Probe for a new one every
+      // probe interval while keeping the old one (make-before-break), so that when an outage ends
+      // the session resumes within one probe interval instead of after the dead-path timeout.
+      if (client_ && now >= last_progress_ + suspect_after()) {
+        if (!suspect_) {
+          suspect_ = true;
+          next_probe_ = now;
+        }
+        if (now >= next_probe_) {
+          bool attempt_live = false;
+          for (const auto& p : paths_)
+            if (p.role == PathRole::kAttempt) attempt_live = true;
+          if (!attempt_live) connect_request_ = true;
+          next_probe_ = now + cfg_.probe_interval;
+        }
+      }
       break;
     case State::kClientWait:
     case State::kClientMigrating:

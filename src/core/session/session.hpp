@@ -222,6 +222,9 @@ class Session {
   bool lingering() const { return lingering_; }
   // Client: both directions are complete; waiting for the server to close its side.
   bool complete() const { return complete_; }
+  // Client: the active path has been silent for over a heartbeat and the session is probing for
+  // another (a probe from the same address is then not redundant).
+  bool probing_while_active() const { return suspect_; }
 
   Session(const SessionConfig& cfg, crypto::Rng& rng, bool client, Time now);
   ~Session();
@@ -277,6 +280,7 @@ class Session {
   bool path_live(const Path& p) const;
   std::size_t credit() const;
   Duration path_timeout() const;
+  Duration suspect_after() const;
 
   SessionConfig cfg_;
   crypto::Rng& rng_;
@@ -307,6 +311,7 @@ class Session {
   std::uint64_t migrations_ = 0;
   bool closed_clean_ = false;
   bool complete_ = false;   // client: all acknowledged both ways, waiting for the server's EOF
+  bool suspect_ = false;    // client: the active path has been silent for over a heartbeat
   bool lingering_ = false;  // server: ended cleanly, still answers migrate requests
   Time linger_until_ = Time::never();
   Error close_error_{Errc::kAborted, {}};

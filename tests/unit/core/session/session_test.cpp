@@ -671,7 +671,35 @@ TEST_F(SessionTest, HeartbeatAckAfterTheInterval) {
   const ByteVec ack = {0x21, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0};
   EXPECT_EQ(out, ack);
   p.client->on_transmitted(id, out.size(), t0 + 1s);
-  EXPECT_EQ(p.client->next_deadline(), t0 + 2s);
+  // Next: at a heartbeat and a half of silence the client starts probing for another path.
+  EXPECT_EQ(p.client->next_deadline(), t0 + 1500ms);
+}
+
+// A path silent for a heartbeat and a half is suspect: the client probes for another path every
+// probe interval while it keeps the old one, so an outage that ends is noticed within one probe
+// interval rather than after the dead-path timeout.
+TEST_F(SessionTest, SuspectPathIsProbedBeforeItIsDeclaredDead) {
+  SessionPair p;
+  ASSERT_TRUE(p.establish());
+  const Time t0 = p.now;
+  Link& l = p.last_link();
+  l.hold_s2c = true;
+  l.hold_c2s = true;
+  p.client->on_timeout(t0 + 1500ms - 1ns);
+  EXPECT_FALSE(p.client->take_connect_request());
+  p.client->on_timeout(t0 + 1500ms);
+  EXPECT_EQ(p.client->state(), State::kClientEstablished);  // the old path is kept
+  EXPECT_TRUE(p.client->probing_while_active());
+  EXPECT_TRUE(p.client->take_connect_request());
+  EXPECT_EQ(p.client->next_deadline(), t0 + 1600ms);  // the next probe, 100 ms later
+  p.client->on_timeout(t0 + 1600ms);
+  EXPECT_TRUE(p.client->take_connect_request());
+  // Hearing from the server again ends the suspicion.
+  l.hold_s2c = false;
+  p.advance_to(t0 + 1700ms);
+  p.server->on_timeout(t0 + 1700ms);  // its heartbeat
+  p.pump();
+  EXPECT_FALSE(p.client->probing_while_active());
 }
 
 TEST_F(SessionTest, SilentPathIsDeclaredLostAfterDeadBeats) {
