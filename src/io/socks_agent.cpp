@@ -24,6 +24,7 @@ void send_small(int fd, const std::vector<std::uint8_t>& b) {
 SocksAgent::SocksAgent(Loop& loop, SocksAgentConfig cfg) : loop_(loop), cfg_(std::move(cfg)) {}
 
 SocksAgent::~SocksAgent() {
+  monitor_.reset();
   for (auto& l : locals_) {
     loop_.remove(l->fd);
     ::close(l->fd);
@@ -43,6 +44,11 @@ core::Result<void> SocksAgent::start() {
   listen_fd_ = *fd;
   bound_ = local_address(listen_fd_);
   loop_.add(listen_fd_, EPOLLIN, [this](std::uint32_t) { on_accept(); });
+  if (cfg_.watch_network) {
+    monitor_ = std::make_unique<NetlinkMonitor>(loop_, [this] { network_changed(); });
+    if (auto ok = monitor_->start(); !ok)
+      spdlog::warn("not watching the network ({}); relying on heartbeats", ok.error().detail);
+  }
   spdlog::info("listening on {} (SOCKS5 for local applications; sessions to roam proxy {})", bound_,
                cfg_.proxy.str());
   return {};
@@ -169,6 +175,12 @@ void SocksAgent::abort_all(const std::string& why) {
 
 void SocksAgent::migrate_all() {
   for (auto& [k, d] : drivers_) d->migrate_now();
+}
+
+void SocksAgent::network_changed() {
+  std::vector<SessionDriver*> all;
+  for (auto& [k, d] : drivers_) all.push_back(k);
+  for (auto* d : all) d->on_network_change();
 }
 
 }  // namespace roam::io

@@ -21,6 +21,7 @@
 #include "core/socks5/socks5.hpp"
 #include "io/loop.hpp"
 #include "io/net.hpp"
+#include "io/netmon.hpp"
 #include "io/session_driver.hpp"
 
 namespace roam::io {
@@ -31,6 +32,8 @@ struct SocksAgentConfig {
   core::SessionConfig session;
   std::optional<core::socks5::UserPass> credentials;  // sent inside each session
   std::size_t max_unfinished = 1024;
+  // Follow rtnetlink: every session re-evaluates its path on address, route and link events.
+  bool watch_network = true;
 };
 
 class SocksAgent {
@@ -44,8 +47,11 @@ class SocksAgent {
   std::string bound() const { return bound_; }
   std::size_t session_count() const { return drivers_.size(); }
   void abort_all(const std::string& why);
-  // Every live session migrates now (address or route event, SIGHUP).
+  // Every live session migrates now (SIGHUP).
   void migrate_all();
+  // The host's addresses or routes changed: every session moves if its path is no longer the one
+  // the kernel would choose (SessionDriver::on_network_change).
+  void network_changed();
 
  private:
   struct Local {
@@ -69,6 +75,7 @@ class SocksAgent {
   std::list<std::unique_ptr<Local>> locals_;  // oldest first
   std::unordered_map<int, std::list<std::unique_ptr<Local>>::iterator> by_fd_;
   std::unordered_map<SessionDriver*, std::unique_ptr<SessionDriver>> drivers_;
+  std::unique_ptr<NetlinkMonitor> monitor_;
   Loop::TimerId sweep_timer_ = 0;
   Loop::TimerId accept_pause_ = 0;
   std::uint64_t counter_ = 0;
