@@ -608,5 +608,66 @@ TEST(ProxyBadInput, ForgedReattachIsRefused) {
   EXPECT_TRUE(proxy->running());
 }
 
+TEST(ProxyBadInput, ReplayedReattachWinsNothing) {
+  if (!have("/usr/bin/curl")) GTEST_SKIP() << "curl is not installed";
+  DumpOnFailure dump;
+  TmpDir tmp;
+  constexpr std::uint64_t kSize = 16 * kMiB;
+  HttpServer http(kSize, kSeed + 5, 2 * kMiB);
+  std::uint16_t pport = 0;
+  auto proxy = start_proxy({"--allow-dest", "127.0.0.0/8", "--heartbeat", "200ms", "--buffer", "1M"}, pport);
+  dump.add(proxy);
+  ASSERT_NE(pport, 0);
+  // roam socks → relay (cut) → tap (records what the mobile host sends) → roam proxy.
+  TapProxy tap(pport);
+  RelayThread relay(tap.port());
+  std::uint16_t sport = 0;
+  auto socks = start_socks(relay.port(), {"--heartbeat", "200ms", "--buffer", "1M"}, sport);
+  dump.add(socks);
+  ASSERT_NE(sport, 0);
+  const fs::path out = tmp.path / "out";
+  auto curl = std::make_shared<Process>(
+      curl_argv(sport, "http://127.0.0.1:" + std::to_string(http.port()) + "/file", out));
+  dump.add(curl);
+  ASSERT_TRUE(http.wait_sent(2 * kMiB, seconds(20)));
+  ASSERT_EQ(relay.cut(), 1u);
+  // The re-attachment: greeting, preamble, MIGRATE (3 + 8 + 4 + 64 bytes), as sent in clear.
+  constexpr std::size_t kReattach = 3 + core::wire::kPreambleSize + core::wire::kFrameHeaderSize + 64;
+  auto idx = tap.wait_recorded(1, kReattach, seconds(20));
+  ASSERT_TRUE(idx.has_value()) << "no re-attachment seen";
+  V copy = tap.recorded(*idx);
+  copy.resize(kReattach);
+  ASSERT_EQ(copy[0], 0x05);
+  ASSERT_EQ(copy[2], 0x80);
+  ASSERT_EQ(copy[3 + core::wire::kPreambleSize], static_cast<std::uint8_t>(core::wire::FrameType::kMigrate));
+  // Replayed by someone else, straight to the proxy: it gets at most a challenge it cannot answer
+  // (or STALE), never an ACCEPT, never data.
+  for (int i = 0; i < 2; ++i) {
+    const int fd = connect_loopback(pport);
+    ASSERT_TRUE(send_all(fd, copy.data(), copy.size(), seconds(5)));
+    ReadEnd how;
+    auto got = read_until_close(fd, seconds(8), how, 4096);
+    ::close(fd);
+    ASSERT_GE(got.size(), 2 + core::wire::kPreambleSize + core::wire::kFrameHeaderSize);
+    const std::uint8_t type = got[2 + core::wire::kPreambleSize];
+    EXPECT_TRUE(type == static_cast<std::uint8_t>(core::wire::FrameType::kChallenge) ||
+                type == static_cast<std::uint8_t>(core::wire::FrameType::kStale) ||
+                type == static_cast<std::uint8_t>(core::wire::FrameType::kRefused))
+        << "replay answered with frame type " << int(type);
+    auto h = core::wire::decode_header(core::Bytes(got).subspan(2 + core::wire::kPreambleSize));
+    ASSERT_TRUE(h);
+    EXPECT_EQ(got.size(), 2 + core::wire::kPreambleSize + core::wire::kFrameHeaderSize + h->length)
+        << "bytes beyond the one answer went to the replayer";
+  }
+  // The genuine session carries on, intact; the server saw one connection, never reset.
+  http.allow(kSize);
+  auto st = curl->wait_exit(seconds(60));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(*st, 0);
+  EXPECT_EQ(hex(file_digest(out)), hex(pattern_digest(kSeed + 5, kSize)));
+  EXPECT_EQ(http.connections(), 1u);
+  EXPECT_EQ(http.resets(), 0u);
+}
+
 }  // namespace
 }  // namespace roam::ptest
