@@ -19,7 +19,6 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <regex>
 #include <sstream>
 #include <stdexcept>
 
@@ -67,10 +66,16 @@ std::uint16_t bound_port(int fd) {
 const char* roam_bin() { return ROAM_BIN; }
 
 std::uint16_t parse_listening_port(const std::string& text) {
-  static const std::regex re(R"(listening on 127\.0\.0\.1:([0-9]+))");
-  std::smatch m;
-  if (!std::regex_search(text, m, re)) return 0;
-  return static_cast<std::uint16_t>(std::stoul(m[1].str()));
+  static const std::string kKey = "listening on 127.0.0.1:";
+  const auto at = text.find(kKey);
+  if (at == std::string::npos) return 0;
+  unsigned port = 0;
+  std::size_t i = at + kKey.size(), digits = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9' && digits < 6; ++i, ++digits)
+    port = port * 10 + static_cast<unsigned>(text[i] - '0');
+  // The number must be complete (followed by something other than a digit) and a port.
+  if (digits == 0 || i >= text.size() || port == 0 || port > 65535) return 0;
+  return static_cast<std::uint16_t>(port);
 }
 
 // --- Process ---------------------------------------------------------------------------------
@@ -643,7 +648,7 @@ RelayThread::RelayThread(std::uint16_t target_port) {
                                           io::Endpoint{"127.0.0.1", target_port});
   auto ok = relay_->start();
   if (!ok) throw std::runtime_error("CutRelay: " + ok.error().detail);
-  port_ = parse_listening_port("listening on " + relay_->bound());
+  port_ = parse_listening_port("listening on " + relay_->bound() + "\n");
   thread_ = std::thread([this] { loop_.run(); });
 }
 
