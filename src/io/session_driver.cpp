@@ -531,7 +531,7 @@ void SessionDriver::update_interest() {
     loop_.modify(ps.fd, ev);
   }
   if (!app_attached_) return;
-  const bool want_in = !app_in_eof_ && !session_->write_space().empty() &&
+  const bool want_in = !app_in_eof_ && session_->can_write() &&
                        session_->state() != core::State::kClosed;
   const bool want_out = app_out_blocked_;
   if (app_.is_socket) {

@@ -94,6 +94,8 @@ std::string fmt_duration(Duration d) {
 
 // --- construction --------------------------------------------------------------------------
 
+thread_local std::array<std::uint8_t, 16 * 1024> Session::staging_{};
+
 Session::Session(const SessionConfig& cfg, crypto::Rng& rng, bool client, Time now)
     : cfg_(cfg),
       rng_(rng),
@@ -961,8 +963,12 @@ void Session::on_timeout(Time now) {
         lose_active(now, "nothing heard for " + fmt_duration(now - last_progress_));
         break;
       }
-      if (now >= last_sent_ + cfg_.heartbeat && active_)
+      if (now >= last_sent_ + cfg_.heartbeat && active_) {
         if (Path* p = find(*active_)) queue_ack(*p, now);
+        // Idle for a heartbeat: give back ring memory that holds nothing.
+        tx_.trim_memory();
+        rx_.trim_memory();
+      }
       // Silent for longer than a heartbeat: the path may be dying. Probe for a new one every
       // probe interval while keeping the old one (make-before-break), so that when an outage ends
       // the session resumes within one probe interval instead of after the dead-path timeout.

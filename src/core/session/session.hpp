@@ -190,6 +190,8 @@ class Session {
 
   // --- application -------------------------------------------------------------------------
   MutBytes write_space() { return state_ == State::kClosed ? MutBytes{} : tx_.write_space(); }
+  // Whether write_space() would offer room (allocates nothing: use it to decide socket interest).
+  bool can_write() const { return state_ != State::kClosed && tx_.has_space(); }
   void commit_write(std::size_t n) { tx_.commit(n); }
   std::size_t write(Bytes in) { return state_ == State::kClosed ? 0 : tx_.write(in); }
   void shutdown_write() { tx_.shutdown(); }
@@ -296,7 +298,10 @@ class Session {
   std::optional<PathId> direct_read_;  // recv_space() pointed into the receive ring
   std::optional<PathId> active_;
   std::deque<Event> events_;
-  std::array<std::uint8_t, 16 * 1024> staging_{};  // read target for headers and control frames
+  // Read target for frame headers and control frames, shared by every session on this thread:
+  // recv_space() hands it out and on_received() consumes it at once, so one per thread suffices
+  // and an idle session does not carry 16 KiB of it.
+  static thread_local std::array<std::uint8_t, 16 * 1024> staging_;
 
   Time created_;
   Time last_heard_;       // last authenticated byte from the peer (the wait counts from here)

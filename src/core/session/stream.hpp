@@ -66,6 +66,12 @@ class SendStream {
   // TCP_NOTSENT_LOWAT one level up. 0 means no limit beyond the cap.
   void set_unsent_limit(std::size_t n) { unsent_limit_ = n; }
   void commit(std::size_t n);
+  // Whether write_space() would offer room, without allocating the ring to find out.
+  bool has_space() const {
+    if (fin_offset_ || ring_.size() >= ring_.cap()) return false;
+    const std::uint64_t unsent = ring_.end() > sent_ ? ring_.end() - sent_ : 0;
+    return unsent_limit_ == 0 || unsent < unsent_limit_;
+  }
   // Copies as much of `in` as fits; returns the count.
   std::size_t write(Bytes in);
   // Queues the end of stream after everything written so far.
