@@ -108,7 +108,7 @@ try:
     deadline = time.time() + 30
     while len(held) < n and time.time() < deadline:
         time.sleep(0.05)
-    time.sleep(1.0)  # idle: let heartbeats and acknowledgements settle
+    time.sleep(2.5)  # idle for two heartbeats: acknowledgements settle and idle rings are freed
     p_rss1, a_rss1, p_cpu1 = rss_kib(proxy.pid), rss_kib(agent.pid), cpu(proxy.pid)
     print(f'{n} concurrent idle MSOCKS sessions (roam socks → roam proxy), set up in {setup:.1f} s')
     print(f'  server held {len(held)} connections')

@@ -5,7 +5,8 @@
 
 namespace roam::core {
 namespace {
-constexpr std::size_t kInitialRing = 64 * 1024;
+// Rings start small (an idle or interactive session needs little) and double as bulk arrives.
+constexpr std::size_t kInitialRing = 4 * 1024;
 }
 
 // --- ByteRing ------------------------------------------------------------------------------
