@@ -1,5 +1,7 @@
 #include "io/netmon.hpp"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <libmnl/libmnl.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -10,6 +12,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -30,6 +34,65 @@ bool bind_to_interface(int fd, const std::string& interface) {
 
 namespace {
 
+// Whether `ip` is assigned to `interface` (a device without an address of its own can still be
+// "routed" through by borrowing another device's source; that is no path through it).
+bool address_on_interface(const std::string& ip, const std::string& interface) {
+  ifaddrs* all = nullptr;
+  if (getifaddrs(&all) != 0) return false;
+  bool found = false;
+  for (ifaddrs* a = all; a && !found; a = a->ifa_next) {
+    if (!a->ifa_addr || interface != a->ifa_name) continue;
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (a->ifa_addr->sa_family == AF_INET)
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, buf, sizeof buf);
+    else if (a->ifa_addr->sa_family == AF_INET6)
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(a->ifa_addr)->sin6_addr, buf, sizeof buf);
+    found = ip == buf;
+  }
+  freeifaddrs(all);
+  return found;
+}
+
+// Whether the routing table has a route through `interface` that covers `dst`. Needed because a
+// socket bound to a device with no route at all is still "routed" there as if the destination
+// were on-link (ip route get … oif DEV answers "dev DEV" without a gateway), and its SYNs vanish.
+bool has_route_via(const SockAddr& dst, const std::string& interface) {
+  if (dst.ss.ss_family == AF_INET) {
+    const auto want = reinterpret_cast<const sockaddr_in*>(&dst.ss)->sin_addr.s_addr;
+    std::ifstream in("/proc/net/route");
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream f(line);
+      std::string iface, dest, gw, flags, refcnt, use, metric, mask;
+      if (!(f >> iface >> dest >> gw >> flags >> refcnt >> use >> metric >> mask)) continue;
+      if (iface != interface || !(std::stoul(flags, nullptr, 16) & 0x1)) continue;
+      const auto d = static_cast<std::uint32_t>(std::stoul(dest, nullptr, 16));
+      const auto m = static_cast<std::uint32_t>(std::stoul(mask, nullptr, 16));
+      if ((want & m) == d) return true;
+    }
+    return false;
+  }
+  if (dst.ss.ss_family == AF_INET6) {
+    const auto* want = reinterpret_cast<const sockaddr_in6*>(&dst.ss)->sin6_addr.s6_addr;
+    std::ifstream in("/proc/net/ipv6_route");
+    std::string dest, plen, src, splen, nexthop, metric, refcnt, use, flags, iface;
+    while (in >> dest >> plen >> src >> splen >> nexthop >> metric >> refcnt >> use >> flags >> iface) {
+      if (iface != interface || !(std::stoul(flags, nullptr, 16) & 0x1)) continue;
+      const unsigned bits = static_cast<unsigned>(std::stoul(plen, nullptr, 16));
+      bool match = true;
+      for (unsigned b = 0; b < bits && match; ++b) {
+        const unsigned byte = b / 8, shift = 7 - b % 8;
+        const unsigned have = static_cast<unsigned>(std::stoul(dest.substr(byte * 2, 2), nullptr, 16));
+        match = ((have >> shift) & 1u) == ((want[byte] >> shift) & 1u);
+      }
+      if (match) return true;
+    }
+    return false;
+  }
+  return false;
+}
+
 // The source address the kernel would pick for `server` (optionally through `interface`).
 std::optional<std::string> probe_source(const SockAddr& server, const std::string& interface) {
   const int fd = socket(server.ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -39,6 +102,9 @@ std::optional<std::string> probe_source(const SockAddr& server, const std::strin
       connect(fd, server.get(), server.len) == 0) {
     const std::string local = local_address(fd);
     if (local != "?") out = ip_of(local);
+    if (out && !interface.empty() &&
+        (!address_on_interface(*out, interface) || !has_route_via(server, interface)))
+      out.reset();
   }
   ::close(fd);
   return out;

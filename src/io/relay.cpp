@@ -64,14 +64,8 @@ void CutRelay::on_event(Pair* p) {
     }
     p->connected = true;
   }
-  if (!frozen_) {
-    pump(p, p->a, p->b);
-    pump(p, p->b, p->a);
-  }
-  bool alive = false;
-  for (auto& q : pairs_)
-    if (q.get() == p) alive = true;
-  if (!alive) return;
+  // pump() frees `p` when the connection breaks: never touch it after a false.
+  if (!frozen_ && (!pump(p, p->a, p->b) || !pump(p, p->b, p->a))) return;
   if (p->a.shut && p->b.shut) {
     drop(p, false);
     return;
@@ -79,18 +73,18 @@ void CutRelay::on_event(Pair* p) {
   update(p);
 }
 
-// Moves bytes read from `from` into `to`.
-void CutRelay::pump(Pair* p, Half& from, Half& to) {
+// Moves bytes read from `from` into `to`. Returns false after dropping (freeing) `p`.
+bool CutRelay::pump(Pair* p, Half& from, Half& to) {
   for (;;) {
     if (to.off < to.buf.size()) {
       const ssize_t n = ::send(to.fd, to.buf.data() + to.off, to.buf.size() - to.off, MSG_NOSIGNAL);
       if (n < 0) {
-        if (errno == EAGAIN || errno == EINTR) return;
+        if (errno == EAGAIN || errno == EINTR) return true;
         drop(p, true);
-        return;
+        return false;
       }
       to.off += static_cast<std::size_t>(n);
-      if (to.off < to.buf.size()) return;
+      if (to.off < to.buf.size()) return true;
       to.buf.clear();
       to.off = 0;
     }
@@ -99,7 +93,7 @@ void CutRelay::pump(Pair* p, Half& from, Half& to) {
         ::shutdown(to.fd, SHUT_WR);
         to.shut = true;
       }
-      return;
+      return true;
     }
     to.buf.resize(kRelayBuffer);
     const ssize_t n = ::recv(from.fd, to.buf.data(), to.buf.size(), 0);
@@ -112,9 +106,9 @@ void CutRelay::pump(Pair* p, Half& from, Half& to) {
       to.eof_in = true;
       continue;
     }
-    if (errno == EAGAIN || errno == EINTR) return;
+    if (errno == EAGAIN || errno == EINTR) return true;
     drop(p, true);
-    return;
+    return false;
   }
 }
 

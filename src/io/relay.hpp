@@ -45,7 +45,7 @@ class CutRelay {
   };
   void on_accept();
   void on_event(Pair* p);
-  void pump(Pair* p, Half& from, Half& to);
+  bool pump(Pair* p, Half& from, Half& to);
   void update(Pair* p);
   void drop(Pair* p, bool reset);
 

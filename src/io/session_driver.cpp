@@ -133,7 +133,11 @@ void SessionDriver::migrate_now() {
 // --- paths ---------------------------------------------------------------------------------
 
 void SessionDriver::connect_new_path() {
-  if (!server_ || connecting_ >= kMaxConnecting) return;
+  if (!server_) return;
+  if (connecting_ >= kMaxConnecting) {
+    spdlog::debug("[{}] {} connection attempts already in progress", name_, connecting_);
+    return;
+  }
   auto addrs = resolve(*server_, false);
   if (!addrs) {
     spdlog::warn("[{}] cannot resolve {}: {}", name_, server_->str(), addrs.error().detail);
@@ -153,6 +157,8 @@ void SessionDriver::connect_new_path() {
     }
   }
   auto fd = connect_start(a, route ? route->interface : std::string());
+  spdlog::debug("[{}] connecting to {}{}", name_, a.str(),
+                route && !route->interface.empty() ? " via " + route->interface : std::string());
   if (!fd) {
     spdlog::debug("[{}] {}", name_, fd.error().detail);
     if (!ever_established_ && paths_.empty()) {

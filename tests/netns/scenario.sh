@@ -28,7 +28,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
   tb_destroy
-  rm -rf "$WORK"
+  if [ -n "${ROAM_NETNS_KEEP:-}" ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
 tb_create "rn$$-" || { echo "FAIL: cannot build the test bed"; exit 1; }
 trap cleanup EXIT
@@ -40,8 +40,8 @@ RATE=${RATE:-3000000}
 
 fail() {
   echo "FAIL: $*"
-  echo "--- client log";  tail -40 "$WORK/cli.log" 2>/dev/null
-  echo "--- server log";  tail -40 "$WORK/srv.log" 2>/dev/null
+  echo "--- client log";  grep -v " debug: " "$WORK/cli.log" 2>/dev/null | tail -40
+  echo "--- server log";  grep -v " debug: " "$WORK/srv.log" 2>/dev/null | tail -40
   echo "--- peers"; cat "$WORK/peer_c.log" "$WORK/peer_s.log" 2>/dev/null
   exit 1
 }
@@ -187,6 +187,25 @@ case "$NAME" in
       tb_wifi_down; flowing 30000; tb_wifi_up; flowing 30000
     done
     finish_stream 90; expect_migrations 50 ;;
+  prefer)
+    # --prefer cell,wifi: cellular is used whenever it is up, though Wi-Fi has the better metric.
+    tb_cell_up
+    start_stream --prefer cell,wifi
+    grep -q "session established ($TB_CELL_NET.2:" "$WORK/cli.log" || fail "did not start on the preferred interface"
+    tb_cell_down; flowing
+    grep -q "migrated to $TB_WIFI_NET.2:" "$WORK/cli.log" || fail "did not fall back to Wi-Fi"
+    tb_cell_up; flowing
+    [ "$(grep "migrated to" "$WORK/cli.log" | tail -1 | grep -c "$TB_CELL_NET.2:")" -eq 1 ] ||
+      fail "did not move back to the preferred interface"
+    finish_stream; expect_migrations 2 ;;
+  pin)
+    # --interface wifi: the session never leaves Wi-Fi, even while only cellular works.
+    tb_cell_up
+    start_stream --interface wifi
+    tb_wifi_down; sleep 1
+    tb_wifi_up; flowing
+    finish_stream
+    ! grep -q "migrated to $TB_CELL_NET" "$WORK/cli.log" || fail "a pinned session used cellular" ;;
   ssh_handover)
     SSHD=$(command -v sshd || echo /usr/sbin/sshd)
     if [ ! -x "$SSHD" ] || ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null; then
