@@ -14,17 +14,26 @@
 
 namespace roam::itest {
 
-// Prints the stderr of every registered process when the current test has failed.
+// Owns a share of every process a test starts. At the end of the test it stops them (SIGTERM,
+// then SIGKILL), fails the test if any of them reported a sanitizer error (the tier runs the
+// ROAM_SANITIZE build too), and prints their stderr when the test has failed.
 class DumpOnFailure {
  public:
-  void add(std::shared_ptr<const Process> p) { procs_.push_back(std::move(p)); }
+  void add(std::shared_ptr<Process> p) { procs_.push_back(std::move(p)); }
   ~DumpOnFailure() {
+    for (const auto& p : procs_) {
+      p->terminate();
+      const std::string log = p->log();
+      for (const char* bad : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                              "ThreadSanitizer"})
+        EXPECT_EQ(log.find(bad), std::string::npos) << "sanitizer report from a child";
+    }
     if (!::testing::Test::HasFailure()) return;
     for (const auto& p : procs_) std::cerr << p->describe() << "\n";
   }
 
  private:
-  std::vector<std::shared_ptr<const Process>> procs_;
+  std::vector<std::shared_ptr<Process>> procs_;
 };
 
 inline std::string loopback_ep(std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
