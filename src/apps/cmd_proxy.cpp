@@ -74,6 +74,7 @@ CLI::App* add_socks_command(CLI::App& app, SocksFlags& f) {
   cmd->add_option("--user", f.user,
                   "USER:PASSWORD for a proxy started with --users (default: $ROAM_SOCKS_USER)");
   add_session_flags(*cmd, f.session);
+  add_path_flags(*cmd, f.path);
   return cmd;
 }
 
@@ -122,6 +123,7 @@ int run_socks(const SocksFlags& f) {
   cfg.proxy = *p;
   cfg.listen = *l;
   cfg.session = session_config(f.session);
+  cfg.policy = path_policy(f.path);
   std::string user = f.user;
   if (user.empty())
     if (const char* env = std::getenv("ROAM_SOCKS_USER")) user = env;

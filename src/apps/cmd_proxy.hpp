@@ -25,6 +25,7 @@ struct SocksFlags {
   std::string listen = "127.0.0.1:1080";
   std::string user;  // USER:PASSWORD, or from ROAM_SOCKS_USER
   SessionFlags session;
+  PathFlags path;
 };
 
 // Adds the subcommands to `app`; returns them so that main can tell which one was parsed.

@@ -161,6 +161,7 @@ void SocksAgent::start_session(std::unique_ptr<Local> l) {
   socks5::encode_method_choice(socks5::kMethodRoam, choice);
   ref.set_path_prologue(std::move(greet), std::move(choice));
   ref.set_server(cfg_.proxy);
+  ref.set_policy(cfg_.policy);
   spdlog::info("[{}] local client {}: CONNECT {}", name, l->peer, rq.dest.str());
   tune_app_socket(l->fd);
   ref.attach_app(AppIo{l->fd, l->fd, true});

@@ -34,6 +34,8 @@ struct SocksAgentConfig {
   std::size_t max_unfinished = 1024;
   // Follow rtnetlink: every session re-evaluates its path on address, route and link events.
   bool watch_network = true;
+  // Which interface paths use (--prefer, --interface).
+  PathPolicy policy;
 };
 
 class SocksAgent {
