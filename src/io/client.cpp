@@ -41,54 +41,40 @@ void StdioClient::abort(const std::string& why) {
 }
 
 LocalForwarder::LocalForwarder(Loop& loop, ClientConfig cfg, Endpoint local)
-    : loop_(loop), cfg_(std::move(cfg)), local_(std::move(local)) {}
+    : loop_(loop),
+      cfg_(std::move(cfg)),
+      local_(std::move(local)),
+      listener_(loop, [this](int fd) { on_accept(fd); }) {}
 
-LocalForwarder::~LocalForwarder() {
-  drivers_.clear();
-  if (listen_fd_ >= 0) {
-    loop_.remove(listen_fd_);
-    ::close(listen_fd_);
-  }
-}
+LocalForwarder::~LocalForwarder() { drivers_.clear(); }
 
 core::Result<void> LocalForwarder::start() {
-  auto fd = listen_on(local_);
-  if (!fd) return tl::unexpected(fd.error());
-  listen_fd_ = *fd;
-  bound_ = local_address(listen_fd_);
-  loop_.add(listen_fd_, EPOLLIN, [this](std::uint32_t) { on_accept(); });
+  if (auto ok = listener_.start(local_); !ok) return ok;
   if (cfg_.watch_network) {
     monitor_ = std::make_unique<NetlinkMonitor>(loop_, [this] { network_changed(); });
     if (auto ok = monitor_->start(); !ok)
       spdlog::warn("not watching the network ({}); relying on heartbeats", ok.error().detail);
   }
-  spdlog::info("listening on {} (sessions to {})", bound_, cfg_.server.str());
+  spdlog::info("listening on {} (sessions to {})", listener_.bound(), cfg_.server.str());
   return {};
 }
 
-void LocalForwarder::on_accept() {
-  for (;;) {
-    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    tune_app_socket(fd);
-    auto session = core::Session::client(cfg_.session, core::crypto::system_rng(), loop_.now());
-    SessionDriver::Hooks hooks;
-    hooks.on_finished = [this](SessionDriver& d) {
-      ended_migrations_ += d.session().migrations();
-      drivers_.erase(&d);
-    };
-    const std::string name = "c" + std::to_string(++counter_) + " " + peer_address(fd);
-    auto driver = std::make_unique<SessionDriver>(loop_, std::move(session), name, std::move(hooks));
-    SessionDriver& ref = *driver;
-    drivers_[&ref] = std::move(driver);
-    ref.set_server(cfg_.server);
-    ref.set_policy(cfg_.policy);
-    ref.attach_app(AppIo{fd, fd, true});
-    ref.start();
-  }
+void LocalForwarder::on_accept(int fd) {
+  tune_app_socket(fd);
+  auto session = core::Session::client(cfg_.session, core::crypto::system_rng(), loop_.now());
+  SessionDriver::Hooks hooks;
+  hooks.on_finished = [this](SessionDriver& d) {
+    ended_migrations_ += d.session().migrations();
+    drivers_.erase(&d);
+  };
+  const std::string name = "c" + std::to_string(++counter_) + " " + peer_address(fd);
+  auto driver = std::make_unique<SessionDriver>(loop_, std::move(session), name, std::move(hooks));
+  SessionDriver& ref = *driver;
+  drivers_[&ref] = std::move(driver);
+  ref.set_server(cfg_.server);
+  ref.set_policy(cfg_.policy);
+  ref.attach_app(AppIo{fd, fd, true});
+  ref.start();
 }
 
 void LocalForwarder::abort_all(const std::string& why) {

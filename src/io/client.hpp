@@ -5,6 +5,7 @@
 #include <memory>
 #include <unordered_map>
 
+#include "io/listener.hpp"
 #include "io/loop.hpp"
 #include "io/net.hpp"
 #include "io/netmon.hpp"
@@ -45,7 +46,7 @@ class LocalForwarder {
   LocalForwarder(Loop& loop, ClientConfig cfg, Endpoint local);
   ~LocalForwarder();
   core::Result<void> start();
-  std::string bound() const { return bound_; }
+  std::string bound() const { return listener_.bound(); }
   std::size_t session_count() const { return drivers_.size(); }
   void abort_all(const std::string& why);
   // Every live session migrates now (SIGHUP).
@@ -56,13 +57,12 @@ class LocalForwarder {
   std::uint64_t total_migrations() const;
 
  private:
-  void on_accept();
+  void on_accept(int fd);
 
   Loop& loop_;
   ClientConfig cfg_;
   Endpoint local_;
-  int listen_fd_ = -1;
-  std::string bound_;
+  Listener listener_;
   std::unordered_map<SessionDriver*, std::unique_ptr<SessionDriver>> drivers_;
   std::unique_ptr<NetlinkMonitor> monitor_;
   std::uint64_t counter_ = 0;

@@ -24,7 +24,6 @@ constexpr Duration kHandshakeDeadline = std::chrono::seconds(5);     // SPEC pro
 constexpr Duration kConnectTimeout = std::chrono::seconds(10);       // per destination address
 constexpr Duration kInnerRequestDeadline = std::chrono::seconds(60); // roam: request inside the session
 constexpr Duration kRefusedLinger = std::chrono::seconds(10);        // roam: reply, then give up waiting
-constexpr Duration kAcceptPause = std::chrono::milliseconds(100);
 // Greeting + RFC 1929 + request + the first roam frame (HELLO or MIGRATE) with the preamble, and a
 // little room for bytes pipelined behind a request.
 constexpr std::size_t kPendingMax = socks5::kMaxGreeting + socks5::kMaxUserPass + socks5::kMaxRequest + 1024;
@@ -114,6 +113,7 @@ Proxy::Proxy(Loop& loop, ProxyConfig cfg)
       cfg_(std::move(cfg)),
       policy_(cfg_.allow_client, cfg_.allow_dest, cfg_.deny_dest, own_addresses()),
       resolver_(loop),
+      listener_(loop, [this](int fd) { on_accept(fd); }),
       table_(core::crypto::system_rng()) {}
 
 Proxy::~Proxy() {
@@ -135,11 +135,6 @@ Proxy::~Proxy() {
     if (r.timer) loop_.cancel(r.timer);
   roams_.clear();
   if (pending_timer_) loop_.cancel(pending_timer_);
-  if (accept_pause_) loop_.cancel(accept_pause_);
-  if (listen_fd_ >= 0) {
-    loop_.remove(listen_fd_);
-    ::close(listen_fd_);
-  }
 }
 
 core::Result<void> Proxy::reload() {
@@ -161,12 +156,8 @@ core::Result<void> Proxy::reload() {
 
 core::Result<void> Proxy::start() {
   if (auto ok = reload(); !ok) return ok;
-  auto fd = listen_on(cfg_.listen);
-  if (!fd) return tl::unexpected(fd.error());
-  listen_fd_ = *fd;
-  bound_ = local_address(listen_fd_);
-  loop_.add(listen_fd_, EPOLLIN, [this](std::uint32_t) { on_accept(); });
-  spdlog::info("listening on {} (SOCKS5{}{})", bound_, users_ ? ", users required" : "",
+  if (auto ok = listener_.start(cfg_.listen); !ok) return ok;
+  spdlog::info("listening on {} (SOCKS5{}{})", listener_.bound(), users_ ? ", users required" : "",
                cfg_.allow_roam ? ", roam method 0x80" : "");
   return {};
 }
@@ -181,44 +172,28 @@ bool Proxy::authenticate(const socks5::UserPass& up) const {
 
 // --- accepting and negotiating -----------------------------------------------------------------
 
-void Proxy::on_accept() {
-  for (;;) {
-    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EMFILE || errno == ENFILE) {
-        // Out of descriptors: pause accepting instead of spinning on a ready listener.
-        spdlog::warn("out of file descriptors; pausing accept for 100 ms");
-        loop_.modify(listen_fd_, 0);
-        accept_pause_ = loop_.at(loop_.now() + kAcceptPause, [this] {
-          accept_pause_ = 0;
-          loop_.modify(listen_fd_, EPOLLIN);
-        });
-      }
-      return;
-    }
-    const std::string peer = peer_address(fd);
-    const auto ip = peer_ip(fd);
-    const socks5::Verdict v = ip ? policy_.check_client(*ip) : socks5::Verdict{false, "unknown family"};
-    if (!v.allowed) {
-      spdlog::info("refused {}: {}", peer, v.reason);
-      ::close(fd);
-      continue;
-    }
-    if (pending_.size() >= cfg_.max_unfinished) {
-      spdlog::info("unfinished handshakes at cap ({}); evicting the oldest from {}",
-                   cfg_.max_unfinished, pending_.front()->peer);
-      drop_pending(pending_.front()->fd);
-    }
-    auto p = std::make_unique<Pending>(negotiation_options());
-    p->fd = fd;
-    p->deadline = loop_.now() + kHandshakeDeadline;
-    p->peer = peer;
-    pending_.push_back(std::move(p));
-    pending_by_fd_[fd] = std::prev(pending_.end());
-    loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t) { on_pending(fd); });
-    if (!pending_timer_) sweep_pending();
+void Proxy::on_accept(int fd) {
+  const std::string peer = peer_address(fd);
+  const auto ip = peer_ip(fd);
+  const socks5::Verdict v = ip ? policy_.check_client(*ip) : socks5::Verdict{false, "unknown family"};
+  if (!v.allowed) {
+    spdlog::info("refused {}: {}", peer, v.reason);
+    ::close(fd);
+    return;
   }
+  if (pending_.size() >= cfg_.max_unfinished) {
+    spdlog::info("unfinished handshakes at cap ({}); evicting the oldest from {}",
+                 cfg_.max_unfinished, pending_.front()->peer);
+    drop_pending(pending_.front()->fd);
+  }
+  auto p = std::make_unique<Pending>(negotiation_options());
+  p->fd = fd;
+  p->deadline = loop_.now() + kHandshakeDeadline;
+  p->peer = peer;
+  pending_.push_back(std::move(p));
+  pending_by_fd_[fd] = std::prev(pending_.end());
+  loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t) { on_pending(fd); });
+  if (!pending_timer_) sweep_pending();
 }
 
 void Proxy::sweep_pending() {

@@ -30,6 +30,7 @@
 #include "core/session/dispatcher.hpp"
 #include "core/socks5/policy.hpp"
 #include "core/socks5/socks5.hpp"
+#include "io/listener.hpp"
 #include "io/loop.hpp"
 #include "io/net.hpp"
 #include "io/resolver.hpp"
@@ -64,7 +65,7 @@ class Proxy {
   core::Result<void> start();
   // SIGHUP: re-reads the users file and the host's addresses (a bad file keeps the old rules).
   core::Result<void> reload();
-  std::string bound() const { return bound_; }
+  std::string bound() const { return listener_.bound(); }
   std::size_t connection_count() const { return pending_.size() + connects_.size() + pairs_.size() + roams_.size(); }
   void abort_all(const std::string& why);
 
@@ -109,7 +110,7 @@ class Proxy {
     std::vector<std::uint8_t> early;  // pipelined bytes behind the request
   };
 
-  void on_accept();
+  void on_accept(int fd);
   void on_pending(int fd);
   void advance(Pending& p);
   void drop_pending(int fd, bool reset = false);
@@ -141,8 +142,7 @@ class Proxy {
   std::optional<core::socks5::Users> users_;
   Resolver resolver_;
   PipePool pipes_;
-  int listen_fd_ = -1;
-  std::string bound_;
+  Listener listener_;
   core::SessionTable table_;
   std::list<std::unique_ptr<Pending>> pending_;  // oldest first
   std::unordered_map<int, std::list<std::unique_ptr<Pending>>::iterator> pending_by_fd_;
@@ -151,7 +151,6 @@ class Proxy {
   std::unordered_map<SplicePair*, std::unique_ptr<SplicePair>> pairs_;
   std::unordered_map<core::Session*, Roam> roams_;
   Loop::TimerId pending_timer_ = 0;
-  Loop::TimerId accept_pause_ = 0;
   std::uint64_t next_id_ = 1;
   std::uint64_t counter_ = 0;
 };

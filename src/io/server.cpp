@@ -13,12 +13,14 @@ namespace roam::io {
 namespace {
 constexpr Duration kFirstFrameDeadline = std::chrono::seconds(5);
 constexpr Duration kTargetConnectTimeout = std::chrono::seconds(10);
-constexpr Duration kAcceptPause = std::chrono::milliseconds(100);
 constexpr std::size_t kFirstFrameMax = 512;
 }  // namespace
 
 Server::Server(Loop& loop, ServerConfig cfg)
-    : loop_(loop), cfg_(std::move(cfg)), table_(core::crypto::system_rng()) {}
+    : loop_(loop),
+      cfg_(std::move(cfg)),
+      listener_(loop, [this](int fd) { on_accept(fd); }),
+      table_(core::crypto::system_rng()) {}
 
 Server::~Server() {
   for (auto& p : pending_) {
@@ -33,52 +35,29 @@ Server::~Server() {
     if (t.timer) loop_.cancel(t.timer);
   }
   drivers_.clear();
-  if (listen_fd_ >= 0) {
-    loop_.remove(listen_fd_);
-    ::close(listen_fd_);
-  }
+  if (pending_timer_) loop_.cancel(pending_timer_);
 }
 
 core::Result<void> Server::start() {
-  auto fd = listen_on(cfg_.listen);
-  if (!fd) return tl::unexpected(fd.error());
-  listen_fd_ = *fd;
-  bound_ = local_address(listen_fd_);
-  loop_.add(listen_fd_, EPOLLIN, [this](std::uint32_t) { on_accept(); });
-  spdlog::info("listening on {} (forwarding to {})", bound_, cfg_.forward.str());
+  if (auto ok = listener_.start(cfg_.listen); !ok) return ok;
+  spdlog::info("listening on {} (forwarding to {})", listener_.bound(), cfg_.forward.str());
   return {};
 }
 
-void Server::on_accept() {
-  for (;;) {
-    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EMFILE || errno == ENFILE) {
-        // Out of descriptors: pause accepting instead of spinning on a ready listener.
-        spdlog::warn("out of file descriptors; pausing accept for 100 ms");
-        loop_.modify(listen_fd_, 0);
-        accept_pause_ = loop_.at(loop_.now() + kAcceptPause, [this] {
-          accept_pause_ = 0;
-          loop_.modify(listen_fd_, EPOLLIN);
-        });
-      }
-      return;
-    }
-    if (pending_.size() >= cfg_.max_unfinished) {
-      spdlog::info("unfinished connections at cap ({}); evicting the oldest from {}",
-                   cfg_.max_unfinished, pending_.front().peer);
-      drop_pending(pending_.front().fd);
-    }
-    Pending p;
-    p.fd = fd;
-    p.deadline = loop_.now() + kFirstFrameDeadline;
-    p.peer = peer_address(fd);
-    pending_.push_back(std::move(p));
-    pending_by_fd_[fd] = std::prev(pending_.end());
-    loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t) { on_pending(fd); });
-    if (!pending_timer_) sweep_pending();
+void Server::on_accept(int fd) {
+  if (pending_.size() >= cfg_.max_unfinished) {
+    spdlog::info("unfinished connections at cap ({}); evicting the oldest from {}",
+                 cfg_.max_unfinished, pending_.front().peer);
+    drop_pending(pending_.front().fd);
   }
+  Pending p;
+  p.fd = fd;
+  p.deadline = loop_.now() + kFirstFrameDeadline;
+  p.peer = peer_address(fd);
+  pending_.push_back(std::move(p));
+  pending_by_fd_[fd] = std::prev(pending_.end());
+  loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t) { on_pending(fd); });
+  if (!pending_timer_) sweep_pending();
 }
 
 void Server::sweep_pending() {

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "core/session/dispatcher.hpp"
+#include "io/listener.hpp"
 #include "io/loop.hpp"
 #include "io/net.hpp"
 #include "io/session_driver.hpp"
@@ -31,7 +32,7 @@ class Server {
   // Binds and starts accepting; prints "listening on ADDR:PORT" to the log.
   core::Result<void> start();
   // The address actually bound (after start()).
-  std::string bound() const { return bound_; }
+  std::string bound() const { return listener_.bound(); }
   std::size_t session_count() const { return drivers_.size(); }
   // Aborts every session (SIGTERM).
   void abort_all(const std::string& why);
@@ -47,7 +48,7 @@ class Server {
     int fd = -1;
     Loop::TimerId timer = 0;
   };
-  void on_accept();
+  void on_accept(int fd);
   void on_pending(int fd);
   void drop_pending(int fd);
   void sweep_pending();
@@ -57,15 +58,13 @@ class Server {
 
   Loop& loop_;
   ServerConfig cfg_;
-  int listen_fd_ = -1;
-  std::string bound_;
+  Listener listener_;
   core::SessionTable table_;
   std::list<Pending> pending_;  // oldest first
   std::unordered_map<int, std::list<Pending>::iterator> pending_by_fd_;
   std::unordered_map<core::Session*, std::unique_ptr<SessionDriver>> drivers_;
   std::unordered_map<core::Session*, Target> targets_;
   Loop::TimerId pending_timer_ = 0;
-  Loop::TimerId accept_pause_ = 0;
   std::uint64_t session_counter_ = 0;
 };
 

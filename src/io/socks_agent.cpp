@@ -13,7 +13,6 @@ namespace socks5 = core::socks5;
 
 namespace {
 constexpr Duration kLocalDeadline = std::chrono::seconds(5);
-constexpr Duration kAcceptPause = std::chrono::milliseconds(100);
 constexpr std::size_t kLocalMax = socks5::kMaxGreeting + socks5::kMaxRequest + 4096;
 
 void send_small(int fd, const std::vector<std::uint8_t>& b) {
@@ -21,7 +20,8 @@ void send_small(int fd, const std::vector<std::uint8_t>& b) {
 }
 }  // namespace
 
-SocksAgent::SocksAgent(Loop& loop, SocksAgentConfig cfg) : loop_(loop), cfg_(std::move(cfg)) {}
+SocksAgent::SocksAgent(Loop& loop, SocksAgentConfig cfg)
+    : loop_(loop), cfg_(std::move(cfg)), listener_(loop, [this](int fd) { on_accept(fd); }) {}
 
 SocksAgent::~SocksAgent() {
   monitor_.reset();
@@ -31,54 +31,31 @@ SocksAgent::~SocksAgent() {
   }
   drivers_.clear();
   if (sweep_timer_) loop_.cancel(sweep_timer_);
-  if (accept_pause_) loop_.cancel(accept_pause_);
-  if (listen_fd_ >= 0) {
-    loop_.remove(listen_fd_);
-    ::close(listen_fd_);
-  }
 }
 
 core::Result<void> SocksAgent::start() {
-  auto fd = listen_on(cfg_.listen);
-  if (!fd) return tl::unexpected(fd.error());
-  listen_fd_ = *fd;
-  bound_ = local_address(listen_fd_);
-  loop_.add(listen_fd_, EPOLLIN, [this](std::uint32_t) { on_accept(); });
+  if (auto ok = listener_.start(cfg_.listen); !ok) return ok;
   if (cfg_.watch_network) {
     monitor_ = std::make_unique<NetlinkMonitor>(loop_, [this] { network_changed(); });
     if (auto ok = monitor_->start(); !ok)
       spdlog::warn("not watching the network ({}); relying on heartbeats", ok.error().detail);
   }
-  spdlog::info("listening on {} (SOCKS5 for local applications; sessions to roam proxy {})", bound_,
+  spdlog::info("listening on {} (SOCKS5 for local applications; sessions to roam proxy {})",
+               listener_.bound(),
                cfg_.proxy.str());
   return {};
 }
 
-void SocksAgent::on_accept() {
-  for (;;) {
-    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EMFILE || errno == ENFILE) {
-        spdlog::warn("out of file descriptors; pausing accept for 100 ms");
-        loop_.modify(listen_fd_, 0);
-        accept_pause_ = loop_.at(loop_.now() + kAcceptPause, [this] {
-          accept_pause_ = 0;
-          loop_.modify(listen_fd_, EPOLLIN);
-        });
-      }
-      return;
-    }
-    if (locals_.size() >= cfg_.max_unfinished) drop_local(locals_.front()->fd);
-    auto l = std::make_unique<Local>();
-    l->fd = fd;
-    l->deadline = loop_.now() + kLocalDeadline;
-    l->peer = peer_address(fd);
-    locals_.push_back(std::move(l));
-    by_fd_[fd] = std::prev(locals_.end());
-    loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t) { on_local(fd); });
-    if (!sweep_timer_) sweep();
-  }
+void SocksAgent::on_accept(int fd) {
+  if (locals_.size() >= cfg_.max_unfinished) drop_local(locals_.front()->fd);
+  auto l = std::make_unique<Local>();
+  l->fd = fd;
+  l->deadline = loop_.now() + kLocalDeadline;
+  l->peer = peer_address(fd);
+  locals_.push_back(std::move(l));
+  by_fd_[fd] = std::prev(locals_.end());
+  loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t) { on_local(fd); });
+  if (!sweep_timer_) sweep();
 }
 
 void SocksAgent::sweep() {

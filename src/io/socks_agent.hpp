@@ -21,6 +21,7 @@
 #include "core/socks5/socks5.hpp"
 #include "io/loop.hpp"
 #include "io/net.hpp"
+#include "io/listener.hpp"
 #include "io/netmon.hpp"
 #include "io/session_driver.hpp"
 
@@ -46,7 +47,7 @@ class SocksAgent {
   SocksAgent& operator=(const SocksAgent&) = delete;
 
   core::Result<void> start();
-  std::string bound() const { return bound_; }
+  std::string bound() const { return listener_.bound(); }
   std::size_t session_count() const { return drivers_.size(); }
   void abort_all(const std::string& why);
   // Every live session migrates now (SIGHUP).
@@ -64,7 +65,7 @@ class SocksAgent {
     std::string peer;
     core::socks5::ServerNegotiation neg{{false, false}};
   };
-  void on_accept();
+  void on_accept(int fd);
   void on_local(int fd);
   void drop_local(int fd);
   void sweep();
@@ -72,14 +73,12 @@ class SocksAgent {
 
   Loop& loop_;
   SocksAgentConfig cfg_;
-  int listen_fd_ = -1;
-  std::string bound_;
+  Listener listener_;
   std::list<std::unique_ptr<Local>> locals_;  // oldest first
   std::unordered_map<int, std::list<std::unique_ptr<Local>>::iterator> by_fd_;
   std::unordered_map<SessionDriver*, std::unique_ptr<SessionDriver>> drivers_;
   std::unique_ptr<NetlinkMonitor> monitor_;
   Loop::TimerId sweep_timer_ = 0;
-  Loop::TimerId accept_pause_ = 0;
   std::uint64_t counter_ = 0;
 };
 

@@ -1,0 +1,38 @@
+// A listening socket that hands every accepted connection to a callback. When the process runs
+// out of descriptors (EMFILE/ENFILE) it stops accepting for 100 ms instead of spinning on a
+// listener that stays readable (SPEC property 13).
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "io/loop.hpp"
+#include "io/net.hpp"
+
+namespace roam::io {
+
+class Listener {
+ public:
+  // `on_accept` receives each new connection, non-blocking and close-on-exec; it owns the fd.
+  using OnAccept = std::function<void(int fd)>;
+  Listener(Loop& loop, OnAccept on_accept);
+  ~Listener();
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  // Binds and starts accepting. The error names the address.
+  core::Result<void> start(const Endpoint& ep);
+  // The address actually bound (port 0 resolved), after start().
+  const std::string& bound() const { return bound_; }
+
+ private:
+  void on_ready();
+
+  Loop& loop_;
+  OnAccept on_accept_;
+  int fd_ = -1;
+  std::string bound_;
+  Loop::TimerId pause_ = 0;
+};
+
+}  // namespace roam::io
