@@ -881,6 +881,9 @@ void Session::close_session(bool clean, Error err, Time now, bool tell_peer) {
   state_ = State::kClosed;
   closed_clean_ = clean;
   close_error_ = err;
+  // A lingering server keeps the session object, not its (empty) rings.
+  tx_.trim_memory();
+  rx_.trim_memory();
   for (auto& p : paths_) {
     if (p.role == PathRole::kClosing) continue;  // keeps a queued REFUSED/STALE/CLOSE
     const bool flush = (active_ && *active_ == p.id) || p.role == PathRole::kHandshake;
