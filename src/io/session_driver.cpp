@@ -49,6 +49,7 @@ SessionDriver::~SessionDriver() {
   }
   if (timer_) loop_.cancel(timer_);
   if (linger_timer_) loop_.cancel(linger_timer_);
+  if (finish_timer_) loop_.cancel(finish_timer_);
   if (app_attached_) release_app(false);
 }
 
@@ -72,9 +73,7 @@ void SessionDriver::adopt_path(int fd, core::PathId id) {
 
 void SessionDriver::add_migrate_path(int fd, core::Bytes initial) {
   const core::PathId id = next_path_id();
-  tune_path_socket(fd, session_->negotiated().wait > Duration{0}
-                           ? std::chrono::seconds(3) * 1
-                           : std::chrono::seconds(3));
+  tune_path_socket(fd, session_->path_timeout());
   session_->attach_server_path(id, initial, loop_.now());
   adopt_path(fd, id);
 }
@@ -222,7 +221,7 @@ void SessionDriver::on_path_event(core::PathId id, std::uint32_t events) {
       sync();
       return;
     }
-    tune_path_socket(ps.fd, session_->is_client() ? std::chrono::seconds(3) : std::chrono::seconds(3));
+    tune_path_socket(ps.fd, session_->path_timeout());
     ps.where = local_address(ps.fd) + " -> " + peer_address(ps.fd);
     ps.source = ip_of(local_address(ps.fd));
     // A probe that completes after the session already moved to a working path from the same
@@ -588,7 +587,11 @@ void SessionDriver::finish() {
   if (linger_timer_) loop_.cancel(linger_timer_);
   linger_timer_ = 0;
   // Defer the hook: it may destroy this driver.
-  if (hooks_.on_finished) loop_.at(loop_.now(), [this] { hooks_.on_finished(*this); });
+  if (hooks_.on_finished)
+    finish_timer_ = loop_.at(loop_.now(), [this] {
+      finish_timer_ = 0;
+      hooks_.on_finished(*this);
+    });
 }
 
 }  // namespace roam::io

@@ -134,6 +134,7 @@ class SessionDriver {
   Loop::TimerId timer_ = 0;
   core::Time timer_at_ = core::Time::never();
   Loop::TimerId linger_timer_ = 0;
+  Loop::TimerId finish_timer_ = 0;  // the deferred on_finished hook
   std::string error_text_;
   // Path prologue (set_path_prologue): bytes of `prologue_expect_` each path still has to read.
   bool read_prologue(PathSock& ps);

@@ -217,6 +217,9 @@ class Session {
   std::uint64_t migrations() const { return migrations_; }
   std::size_t retained() const { return tx_.retained(); }
   const Negotiated& negotiated() const { return negotiated_; }
+  // Silence after which the active path is declared dead (heartbeat × dead_after_beats); the
+  // shell also uses it as the path sockets' TCP_USER_TIMEOUT.
+  Duration path_timeout() const;
   const Error& close_error() const { return close_error_; }
   bool closed_clean() const { return closed_clean_; }
   // Server: after a clean end the session stays resumable for a while (like TCP's TIME_WAIT), so a
@@ -281,7 +284,6 @@ class Session {
   bool data_allowed(const Path& p) const;
   bool path_live(const Path& p) const;
   std::size_t credit() const;
-  Duration path_timeout() const;
   Duration suspect_after() const;
 
   SessionConfig cfg_;
