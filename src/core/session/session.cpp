@@ -573,6 +573,19 @@ Result<void> Session::client_on_migrate_reply(Path& p, const FrameDecoder::Frame
 
 // --- migration: server ---------------------------------------------------------------------
 
+// Answers a well-MACed request that is not newer than the adopted one (or a replayed copy of one
+// on probation) with an authenticated STALE, and closes that connection once it is written.
+void Session::refuse_stale(Path& p, std::uint64_t request) {
+  wire::Stale s;
+  s.request = request;
+  s.newest = request_;
+  s.mac = crypto::mac(negotiated_.keys.mac_s2c,
+                      {mac_label(wire::FrameType::kStale), negotiated_.token,
+                       crypto::be64(s.request), crypto::be64(s.newest)});
+  wire::encode(s, p.ctrl);
+  close_path(p, true);
+}
+
 void Session::server_on_migrate(Path& p, const wire::Migrate& m, Time now) {
   using wire::FrameType;
   const auto& k = negotiated_.keys;
@@ -589,13 +602,7 @@ void Session::server_on_migrate(Path& p, const wire::Migrate& m, Time now) {
     return;
   }
   if (m.request <= request_) {
-    wire::Stale s;
-    s.request = m.request;
-    s.newest = request_;
-    s.mac = crypto::mac(k.mac_s2c, {mac_label(FrameType::kStale), tok, crypto::be64(s.request),
-                                    crypto::be64(s.newest)});
-    wire::encode(s, p.ctrl);
-    close_path(p, true);
+    refuse_stale(p, m.request);
     return;
   }
   last_heard_ = now;  // a MAC-verified request is a byte heard from the peer
@@ -607,13 +614,7 @@ void Session::server_on_migrate(Path& p, const wire::Migrate& m, Time now) {
   for (auto& other : paths_) {
     if (other.role != PathRole::kProbation || other.request == 0 || other.id == p.id) continue;
     if (other.request == m.request) {
-      wire::Stale s;
-      s.request = m.request;
-      s.newest = request_;
-      s.mac = crypto::mac(k.mac_s2c, {mac_label(FrameType::kStale), tok, crypto::be64(s.request),
-                                      crypto::be64(s.newest)});
-      wire::encode(s, p.ctrl);
-      close_path(p, true);
+      refuse_stale(p, m.request);
       return;
     }
     ++on_probation;
@@ -646,13 +647,7 @@ Result<void> Session::server_on_response(Path& p, const FrameDecoder::Frame& f, 
     return fail(Errc::kBadMac, "RESPONSE MAC does not verify");
   last_heard_ = now;
   if (r->request <= request_) {
-    wire::Stale s;
-    s.request = r->request;
-    s.newest = request_;
-    s.mac = crypto::mac(k.mac_s2c, {mac_label(FrameType::kStale), tok, crypto::be64(s.request),
-                                    crypto::be64(s.newest)});
-    wire::encode(s, p.ctrl);
-    close_path(p, true);
+    refuse_stale(p, r->request);
     return stop();
   }
   if (state_ == State::kClosed) {
