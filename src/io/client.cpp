@@ -93,12 +93,10 @@ void LocalForwarder::network_changed() {
   for (auto* d : all) d->on_network_change();
 }
 
-}  // namespace roam::io
-
-namespace roam::io {
 std::uint64_t LocalForwarder::total_migrations() const {
   std::uint64_t n = ended_migrations_;
   for (const auto& [k, d] : drivers_) n += k->session().migrations();
   return n;
 }
+
 }  // namespace roam::io

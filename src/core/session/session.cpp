@@ -586,6 +586,20 @@ void Session::refuse_stale(Path& p, std::uint64_t request) {
   close_path(p, true);
 }
 
+// ACCEPT with our received offset (final: the old path is no longer read), then our ACK again: the
+// last one may have died with the old path, and a sender blocked on a full retention buffer would
+// otherwise stall until the next heartbeat.
+void Session::queue_accept(Path& p, std::uint64_t request, Time now) {
+  wire::Accept a;
+  a.request = request;
+  a.received = rx_.received();
+  a.mac = crypto::mac(negotiated_.keys.mac_s2c,
+                      {mac_label(wire::FrameType::kAccept), negotiated_.token,
+                       crypto::be64(a.request), crypto::be64(a.received)});
+  wire::encode(a, p.ctrl);
+  queue_ack(p, now);
+}
+
 void Session::server_on_migrate(Path& p, const wire::Migrate& m, Time now) {
   using wire::FrameType;
   const auto& k = negotiated_.keys;
@@ -653,13 +667,7 @@ Result<void> Session::server_on_response(Path& p, const FrameDecoder::Frame& f, 
   if (state_ == State::kClosed) {
     // Lingering after a clean end: the client only needs our ACK (it has everything else).
     request_ = r->request;
-    wire::Accept a;
-    a.request = r->request;
-    a.received = rx_.received();
-    a.mac = crypto::mac(k.mac_s2c, {mac_label(FrameType::kAccept), tok, crypto::be64(a.request),
-                                    crypto::be64(a.received)});
-    wire::encode(a, p.ctrl);
-    queue_ack(p, now);
+    queue_accept(p, r->request, now);
     close_path(p, true);
     return stop();
   }
@@ -683,15 +691,7 @@ Result<void> Session::server_on_response(Path& p, const FrameDecoder::Frame& f, 
   ++migrations_;
   last_heard_ = last_progress_ = last_sent_ = now;
   suspect_ = false;
-  wire::Accept a;
-  a.request = r->request;
-  a.received = rx_.received();
-  a.mac = crypto::mac(k.mac_s2c, {mac_label(FrameType::kAccept), tok, crypto::be64(a.request),
-                                  crypto::be64(a.received)});
-  wire::encode(a, p.ctrl);
-  // The last ACK may have died with the old path: repeat it, or a sender blocked on a full
-  // retention buffer would stall until the next heartbeat.
-  queue_ack(p, now);
+  queue_accept(p, r->request, now);
   Event e{EventType::kMigrated};
   e.path = p.id;
   e.took = was_waiting ? now - lost_at_ : Duration{0};

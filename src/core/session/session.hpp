@@ -272,6 +272,7 @@ class Session {
   Result<void> server_on_response(Path& p, const FrameDecoder::Frame& f, Time now);
   void server_on_migrate(Path& p, const wire::Migrate& m, Time now);
   void refuse_stale(Path& p, std::uint64_t request);
+  void queue_accept(Path& p, std::uint64_t request, Time now);
   void feed(Path& p, Bytes in, Time now);
   void path_failed(Path& p, Time now, const Error& why, bool peer_fault);
   void lose_active(Time now, const std::string& why);

@@ -1,5 +1,6 @@
 #include "core/socks5/policy.hpp"
 
+// inet_pton/inet_ntop only: text <-> address conversion, no socket and no I/O.
 #include <arpa/inet.h>
 
 #include <charconv>
