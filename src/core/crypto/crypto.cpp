@@ -10,6 +10,12 @@ constexpr char kKdfContext[crypto_kdf_CONTEXTBYTES + 1] = "roam-v1_";
 static_assert(sizeof(kKdfContext) - 1 == crypto_kdf_CONTEXTBYTES);
 static_assert(crypto_auth_hmacsha512256_BYTES == wire::kMacSize);
 static_assert(crypto_scalarmult_BYTES == wire::kKeySize);
+static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == kAeadTagSize);
+static_assert(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES == kAeadNonceSize);
+static_assert(crypto_sign_PUBLICKEYBYTES == kSignPublicSize);
+static_assert(crypto_sign_SECRETKEYBYTES == kSignSecretSize);
+static_assert(crypto_sign_BYTES == kSignatureSize);
+static_assert(crypto_sign_SEEDBYTES == wire::kKeySize);
 }  // namespace
 
 bool init() { return sodium_init() >= 0; }
@@ -101,6 +107,78 @@ bool mac_verify(const Key& key, std::initializer_list<Bytes> parts, const Mac& t
 bool equal_ct(Bytes a, Bytes b) {
   if (a.size() != b.size()) return false;
   return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+AeadNonce aead_nonce(std::uint64_t epoch, std::uint64_t seq) {
+  AeadNonce n{};
+  const auto e = be64(epoch);
+  const auto q = be64(seq);
+  std::memcpy(n.data(), e.data(), 8);
+  std::memcpy(n.data() + 8, q.data(), 8);
+  return n;
+}
+
+void aead_seal(const Key& key, const AeadNonce& nonce, Bytes ad, Bytes plain, MutBytes out) {
+  unsigned long long n = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out.data(), &n, plain.data(), plain.size(), ad.data(),
+                                             ad.size(), nullptr, nonce.data(), key.data());
+}
+
+bool aead_open(const Key& key, const AeadNonce& nonce, Bytes ad, Bytes sealed, MutBytes out) {
+  if (sealed.size() < kAeadTagSize) return false;
+  unsigned long long n = 0;
+  return crypto_aead_xchacha20poly1305_ietf_decrypt(out.data(), &n, nullptr, sealed.data(),
+                                                    sealed.size(), ad.data(), ad.size(),
+                                                    nonce.data(), key.data()) == 0;
+}
+
+SignKeyPair sign_keypair(Rng& rng) {
+  Key seed{};
+  rng.fill(seed);
+  SignKeyPair kp = sign_keypair_from_seed(seed);
+  sodium_memzero(seed.data(), seed.size());
+  return kp;
+}
+
+SignKeyPair sign_keypair_from_seed(const Key& seed) {
+  SignKeyPair kp;
+  crypto_sign_seed_keypair(kp.public_key.data(), kp.secret_key.data(), seed.data());
+  return kp;
+}
+
+Signature sign(const SignKeyPair& kp, std::initializer_list<Bytes> parts) {
+  std::vector<std::uint8_t> msg;
+  for (Bytes p : parts) msg.insert(msg.end(), p.begin(), p.end());
+  Signature sig{};
+  crypto_sign_detached(sig.data(), nullptr, msg.data(), msg.size(), kp.secret_key.data());
+  return sig;
+}
+
+bool sign_verify(const SignPublic& pk, std::initializer_list<Bytes> parts, const Signature& sig) {
+  std::vector<std::uint8_t> msg;
+  for (Bytes p : parts) msg.insert(msg.end(), p.begin(), p.end());
+  return crypto_sign_verify_detached(sig.data(), msg.data(), msg.size(), pk.data()) == 0;
+}
+
+std::string base64_encode(Bytes in) {
+  const std::size_t len = sodium_base64_encoded_len(in.size(), sodium_base64_VARIANT_ORIGINAL);
+  std::string out(len, '\0');
+  sodium_bin2base64(out.data(), len, in.data(), in.size(), sodium_base64_VARIANT_ORIGINAL);
+  out.resize(len - 1);  // drop the terminating NUL
+  return out;
+}
+
+std::optional<std::vector<std::uint8_t>> base64_decode(std::string_view in) {
+  if (in.size() % 4 != 0) return std::nullopt;
+  std::vector<std::uint8_t> out(in.size() / 4 * 3);
+  std::size_t n = 0;
+  const char* end = nullptr;
+  if (sodium_base642bin(out.data(), out.size(), in.data(), in.size(), nullptr, &n, &end,
+                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
+      end != in.data() + in.size())
+    return std::nullopt;
+  out.resize(n);
+  return out;
 }
 
 std::array<std::uint8_t, 8> be64(std::uint64_t v) {

@@ -1,5 +1,5 @@
-// Thin wrappers over libsodium: X25519, BLAKE2b (transcript hash, extract, KDF), HMAC-SHA-512-256
-// and constant-time comparison. Nothing here is hand-rolled; every primitive is libsodium's.
+// Thin wrappers over libsodium: X25519, BLAKE2b (transcript hash, extract, KDF), HMAC-SHA-512-256,
+// XChaCha20-Poly1305 (--encrypt), Ed25519 (server keys), base64 and constant-time comparison. Nothing here is hand-rolled; every primitive is libsodium's.
 //
 // Key schedule (docs/PROTOCOL.md §Keys):
 //   shared = X25519(own_secret, peer_public)                  (all-zero result is refused)
@@ -10,6 +10,10 @@
 #pragma once
 
 #include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/common.hpp"
 #include "core/wire/frames.hpp"
@@ -78,6 +82,42 @@ Mac mac(const Key& key, std::initializer_list<Bytes> parts);
 bool mac_verify(const Key& key, std::initializer_list<Bytes> parts, const Mac& tag);
 // Constant-time equality of two equally long byte strings.
 bool equal_ct(Bytes a, Bytes b);
+
+// --- AEAD (XChaCha20-Poly1305-IETF, --encrypt) -------------------------------------------------
+// The nonce of a sealed frame is never sent: both ends compute it from the path's epoch and the
+// frame's sequence number on that path (docs/PROTOCOL.md §Encryption).
+inline constexpr std::size_t kAeadTagSize = wire::kSealTagSize;
+inline constexpr std::size_t kAeadNonceSize = 24;
+using AeadNonce = std::array<std::uint8_t, kAeadNonceSize>;
+// epoch:u64 || seq:u64 || 8 zero bytes, big-endian.
+AeadNonce aead_nonce(std::uint64_t epoch, std::uint64_t seq);
+// Encrypts `plain` into `out` (plain.size() + kAeadTagSize bytes; may alias plain) authenticating
+// `ad` too.
+void aead_seal(const Key& key, const AeadNonce& nonce, Bytes ad, Bytes plain, MutBytes out);
+// Decrypts `sealed` (ciphertext || tag) into `out` (sealed.size() - kAeadTagSize bytes). False
+// when the tag does not verify (tampered, replayed, reordered or wrong key); `out` is then zeroed.
+bool aead_open(const Key& key, const AeadNonce& nonce, Bytes ad, Bytes sealed, MutBytes out);
+
+// --- Ed25519 (server static keys) ---------------------------------------------------------------
+inline constexpr std::size_t kSignPublicSize = wire::kSignPublicSize;
+inline constexpr std::size_t kSignSecretSize = 64;  // libsodium's seed || public key
+inline constexpr std::size_t kSignatureSize = wire::kSignatureSize;
+using SignPublic = std::array<std::uint8_t, kSignPublicSize>;
+using Signature = std::array<std::uint8_t, kSignatureSize>;
+struct SignKeyPair {
+  SignPublic public_key{};
+  std::array<std::uint8_t, kSignSecretSize> secret_key{};
+};
+SignKeyPair sign_keypair(Rng& rng);
+// The key pair of a 32-byte seed (key files store the seed).
+SignKeyPair sign_keypair_from_seed(const Key& seed);
+Signature sign(const SignKeyPair& kp, std::initializer_list<Bytes> parts);
+bool sign_verify(const SignPublic& pk, std::initializer_list<Bytes> parts, const Signature& sig);
+
+// Standard base64 with padding (RFC 4648 §4), as in ssh's known_hosts. decode: nullopt on any
+// character outside the alphabet, bad padding or a length that is not a multiple of 4.
+std::string base64_encode(Bytes in);
+std::optional<std::vector<std::uint8_t>> base64_decode(std::string_view in);
 
 // Big-endian encoding of a 64-bit integer, for MAC inputs.
 std::array<std::uint8_t, 8> be64(std::uint64_t v);

@@ -30,6 +30,8 @@ Bytes mac_label(wire::FrameType type) {
   }
 }
 
+Bytes server_key_label() { return as_bytes("roam/1 s2c SERVER_KEY"); }
+
 Negotiated derive_session(const wire::Key& shared, Bytes transcript, const wire::Hello& hello,
                           const wire::HelloReply& reply) {
   const wire::Key th = crypto::blake2b_256(transcript);
@@ -62,7 +64,9 @@ ClientHandshake::ClientHandshake(HandshakeParams params, const wire::Key& secret
 }
 
 void ClientHandshake::write_hello(std::vector<std::uint8_t>& out) {
-  hello_.features = params_.features | wire::kFeatureResume;
+  hello_.features = params_.features | wire::kFeatureResume |
+                    (params_.require_encrypt ? wire::kFeatureEncrypt : 0) |
+                    (params_.pinned_server_key ? wire::kFeatureServerKey : 0);
   hello_.buffer_cap = params_.buffer_cap;
   hello_.wait_ms = std::max<std::uint64_t>(1, wait_ms(params_.wait));
   hello_.public_key = kp_.public_key;
@@ -72,7 +76,7 @@ void ClientHandshake::write_hello(std::vector<std::uint8_t>& out) {
 }
 
 Result<Negotiated> ClientHandshake::on_hello_reply(Bytes frame, std::vector<std::uint8_t>& out) {
-  if (transcript_.empty()) return fail(Errc::kProtocol, "HELLO_REPLY before HELLO");
+  if (transcript_.empty() || pending_) return fail(Errc::kProtocol, "unexpected HELLO_REPLY");
   auto reply = wire::parse_hello_reply(frame.subspan(wire::kFrameHeaderSize));
   if (!reply) return tl::unexpected(reply.error());
   if (reply->features & ~hello_.features)
@@ -84,11 +88,45 @@ Result<Negotiated> ClientHandshake::on_hello_reply(Bytes frame, std::vector<std:
   // The transcript covers HELLO and HELLO_REPLY up to (not including) its MAC.
   transcript_.insert(transcript_.end(), frame.begin(), frame.end() - wire::kMacSize);
   Negotiated n = derive_session(*shared, transcript_, hello_, *reply);
-  const wire::Key th = crypto::blake2b_256(transcript_);
+  transcript_hash_ = crypto::blake2b_256(transcript_);
+  const wire::Key& th = transcript_hash_;
   if (!crypto::mac_verify(n.keys.mac_s2c, {mac_label(wire::FrameType::kHelloReply), th}, reply->mac))
     return fail(Errc::kBadMac, "HELLO_REPLY MAC does not verify (tampered or downgraded)");
+  if (params_.require_encrypt && !(n.features & wire::kFeatureEncrypt))
+    return fail(Errc::kProtocol,
+                "the server does not encrypt (--encrypt needs a roam server that supports it)");
+  if (n.features & wire::kFeatureServerKey) {
+    pending_ = std::move(n);
+    return fail(Errc::kNeedMore);
+  }
+  if (params_.pinned_server_key)
+    return fail(Errc::kProtocol,
+                "the server presented no key, but its key " +
+                    crypto::base64_encode(*params_.pinned_server_key) +
+                    " is pinned in known_hosts (possible man-in-the-middle)");
+  return finish(std::move(n), out);
+}
+
+Result<Negotiated> ClientHandshake::on_server_key(Bytes frame, std::vector<std::uint8_t>& out) {
+  if (!pending_) return fail(Errc::kProtocol, "SERVER_KEY not expected");
+  auto k = wire::parse_server_key(frame.subspan(wire::kFrameHeaderSize));
+  if (!k) return tl::unexpected(k.error());
+  if (!crypto::sign_verify(k->public_key, {server_key_label(), transcript_hash_}, k->signature))
+    return fail(Errc::kBadMac, "SERVER_KEY signature does not verify");
+  if (params_.pinned_server_key && !crypto::equal_ct(*params_.pinned_server_key, k->public_key))
+    return fail(Errc::kCrypto, "server key changed: it presents ed25519 " +
+                                   crypto::base64_encode(k->public_key) + " but ed25519 " +
+                                   crypto::base64_encode(*params_.pinned_server_key) +
+                                   " is pinned (possible man-in-the-middle)");
+  Negotiated n = std::move(*pending_);
+  pending_.reset();
+  n.server_key = k->public_key;
+  return finish(std::move(n), out);
+}
+
+Result<Negotiated> ClientHandshake::finish(Negotiated n, std::vector<std::uint8_t>& out) {
   wire::Finish fin;
-  fin.mac = crypto::mac(n.keys.mac_c2s, {mac_label(wire::FrameType::kFinish), th});
+  fin.mac = crypto::mac(n.keys.mac_c2s, {mac_label(wire::FrameType::kFinish), transcript_hash_});
   wire::encode(fin, out);
   return n;
 }
@@ -114,8 +152,14 @@ Result<void> ServerHandshake::on_hello(Bytes frame, std::vector<std::uint8_t>& o
   auto shared = crypto::x25519(kp_.secret_key, hello->public_key);
   if (!shared) return tl::unexpected(shared.error());
 
+  if (params_.require_encrypt && !(hello->features & wire::kFeatureEncrypt))
+    return fail(Errc::kProtocol, "this server requires encryption (run the client with --encrypt)");
+  std::uint32_t accepted = (params_.features & wire::kSupportedFeatures) | wire::kFeatureResume;
+  if (params_.require_encrypt) accepted |= wire::kFeatureEncrypt;
+  if (params_.identity) accepted |= wire::kFeatureServerKey;
+  else accepted &= ~wire::kFeatureServerKey;  // nothing to sign with
   wire::HelloReply reply;
-  reply.features = hello->features & ((params_.features & wire::kSupportedFeatures) | wire::kFeatureResume);
+  reply.features = hello->features & accepted;
   reply.buffer_cap = params_.buffer_cap;
   reply.wait_ms = std::max<std::uint64_t>(1, wait_ms(params_.wait));
   reply.random = random_;
@@ -130,6 +174,12 @@ Result<void> ServerHandshake::on_hello(Bytes frame, std::vector<std::uint8_t>& o
   reply.mac = crypto::mac(negotiated_.keys.mac_s2c,
                           {mac_label(wire::FrameType::kHelloReply), transcript_hash_});
   wire::encode(reply, out);
+  if (reply.features & wire::kFeatureServerKey) {
+    wire::ServerKey k;
+    k.public_key = params_.identity->public_key;
+    k.signature = crypto::sign(*params_.identity, {server_key_label(), transcript_hash_});
+    wire::encode(k, out);
+  }
   have_hello_ = true;
   return {};
 }

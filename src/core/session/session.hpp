@@ -37,6 +37,7 @@
 #include "core/common.hpp"
 #include "core/crypto/crypto.hpp"
 #include "core/session/handshake.hpp"
+#include "core/session/sealer.hpp"
 #include "core/session/stream.hpp"
 #include "core/wire/frames.hpp"
 
@@ -134,6 +135,8 @@ class FrameDecoder {
     if (data_left_ == 0) stage_ = Stage::kHeader;
   }
   bool preamble_done() const { return stage_ != Stage::kPreamble; }
+  // --encrypt: from the next frame header on, only SEALED frames are valid (and before, none is).
+  void require_sealed() { sealed_only_ = true; }
 
  private:
   enum class Stage : std::uint8_t { kPreamble, kHeader, kControl, kData };
@@ -141,6 +144,7 @@ class FrameDecoder {
   std::vector<std::uint8_t> partial_;
   std::size_t need_ = wire::kPreambleSize;
   std::size_t data_left_ = 0;
+  bool sealed_only_ = false;
 };
 
 class Session {
@@ -258,6 +262,8 @@ class Session {
     Time opened{};
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
+    Sealer seal_out;  // --encrypt: frames we send on this path
+    Sealer seal_in;   // --encrypt: frames we receive on it
   };
 
   Path* find(PathId id);
@@ -267,6 +273,14 @@ class Session {
   void close_path(Path& p, bool flush);
   Result<void> handle_frame(Path& p, const FrameDecoder::Frame& f, Time now);
   Result<void> handle_data(Path& p, Bytes payload, Time now);
+  // --encrypt: opens a SEALED frame and handles the frame inside it.
+  Result<void> handle_sealed(Path& p, const FrameDecoder::Frame& f, Time now);
+  // --encrypt: seal what `p` sends (`out`) and/or what it receives (`in`) from now on, on the path
+  // whose epoch is `epoch` (0: the handshake connection; else the migrate request number).
+  void start_sealing(Path& p, std::uint64_t epoch, bool out, bool in);
+  // Queues a frame of the established protocol (ACK, FIN, CLOSE), sealed when `p` seals.
+  template <typename M>
+  void send_frame(Path& p, const M& m);
   Result<void> on_established_frame(Path& p, const FrameDecoder::Frame& f, Time now);
   Result<void> client_on_migrate_reply(Path& p, const FrameDecoder::Frame& f, Time now);
   Result<void> server_on_response(Path& p, const FrameDecoder::Frame& f, Time now);

@@ -42,7 +42,8 @@ constexpr TypeInfo kTypes[] = {
     {0x13, "ACCEPT", kAcceptSize},       {0x14, "STALE", kStaleSize},
     {0x15, "REFUSED", kRefusedSize},     {0x20, "DATA", kMaxDataPayload},
     {0x21, "ACK", kAckSize},             {0x22, "FIN", kFinSize},
-    {0x24, "CLOSE", 2 + kMaxCloseReason},
+    {0x24, "CLOSE", 2 + kMaxCloseReason}, {0x04, "SERVER_KEY", kServerKeySize},
+    {0x30, "SEALED", kMaxSealedPayload},
 };
 
 const TypeInfo* find_type(std::uint8_t type) {
@@ -252,6 +253,41 @@ Result<Close> parse_close(Bytes p) {
   return m;
 }
 
+Result<ServerKey> parse_server_key(Bytes p) {
+  if (auto ok = need_size(p, kServerKeySize, "SERVER_KEY"); !ok) return tl::unexpected(ok.error());
+  Reader r(p);
+  ServerKey m;
+  r.bytes(m.public_key);
+  r.bytes(m.signature);
+  return m;
+}
+
+Result<SealedView> parse_sealed(Bytes p) {
+  if (p.size() < kSealedOverhead) return fail(Errc::kMalformed, "SEALED: shorter than its tag");
+  SealedView v;
+  v.inner_type = p[0];
+  v.sealed = p.subspan(1);
+  const std::size_t inner = p.size() - kSealedOverhead;
+  switch (static_cast<FrameType>(v.inner_type)) {
+    case FrameType::kData:
+      if (inner == 0) return fail(Errc::kMalformed, "SEALED: empty DATA");
+      return v;  // the frame header's limit already bounds it by kMaxDataPayload
+    case FrameType::kAck:
+      if (inner != kAckSize) return fail(Errc::kMalformed, "SEALED: ACK of wrong size");
+      return v;
+    case FrameType::kFin:
+      if (inner != kFinSize) return fail(Errc::kMalformed, "SEALED: FIN of wrong size");
+      return v;
+    case FrameType::kClose:
+      if (inner < 2 || inner > 2 + kMaxCloseReason)
+        return fail(Errc::kMalformed, "SEALED: CLOSE of wrong size");
+      return v;
+    default:
+      return fail(Errc::kMalformed,
+                  std::string("SEALED: cannot carry ") + frame_type_name(v.inner_type));
+  }
+}
+
 // --- encoders ------------------------------------------------------------------------------
 
 void encode(const Hello& m, std::vector<std::uint8_t>& out) {
@@ -336,6 +372,13 @@ void encode(const Ack& m, std::vector<std::uint8_t>& out) {
 void encode(const Fin& m, std::vector<std::uint8_t>& out) {
   FrameBuilder f(out, FrameType::kFin, kFinSize);
   f.writer().u64(m.offset);
+}
+
+void encode(const ServerKey& m, std::vector<std::uint8_t>& out) {
+  FrameBuilder f(out, FrameType::kServerKey, kServerKeySize);
+  Writer w = f.writer();
+  w.bytes(m.public_key);
+  w.bytes(m.signature);
 }
 
 void encode(const Close& m, std::vector<std::uint8_t>& out) {

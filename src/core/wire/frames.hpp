@@ -42,14 +42,19 @@ using Nonce = std::array<std::uint8_t, kNonceSize>;
 
 // Feature bits negotiated in HELLO / HELLO_REPLY (the reply carries the intersection).
 inline constexpr std::uint32_t kFeatureResume = 1u << 0;   // always set in version 1
-inline constexpr std::uint32_t kFeatureEncrypt = 1u << 1;  // reserved for AEAD of DATA
+inline constexpr std::uint32_t kFeatureEncrypt = 1u << 1;  // every frame after the handshake sealed
+// Client: "I verify a server key" / server: "SERVER_KEY follows HELLO_REPLY". A server without a
+// key never sets it, so old clients and keyless servers interoperate unchanged.
+inline constexpr std::uint32_t kFeatureServerKey = 1u << 2;
 // What this implementation can actually do; nothing else is offered or accepted.
-inline constexpr std::uint32_t kSupportedFeatures = kFeatureResume;
+inline constexpr std::uint32_t kSupportedFeatures =
+    kFeatureResume | kFeatureEncrypt | kFeatureServerKey;
 
 enum class FrameType : std::uint8_t {
   kHello = 0x01,
   kHelloReply = 0x02,
   kFinish = 0x03,
+  kServerKey = 0x04,
   kMigrate = 0x10,
   kChallenge = 0x11,
   kResponse = 0x12,
@@ -60,6 +65,7 @@ enum class FrameType : std::uint8_t {
   kAck = 0x21,
   kFin = 0x22,
   kClose = 0x24,
+  kSealed = 0x30,
 };
 
 const char* frame_type_name(std::uint8_t type);
@@ -86,6 +92,22 @@ struct HelloReply {
 };
 struct Finish {
   Mac mac{};
+};
+inline constexpr std::size_t kSignPublicSize = 32;
+inline constexpr std::size_t kSignatureSize = 64;
+// Server → client after HELLO_REPLY when kFeatureServerKey was negotiated: the server's long-term
+// Ed25519 key and its signature over the transcript hash (docs/PROTOCOL.md §Server keys).
+struct ServerKey {
+  std::array<std::uint8_t, kSignPublicSize> public_key{};
+  std::array<std::uint8_t, kSignatureSize> signature{};
+};
+// SEALED (with kFeatureEncrypt, every frame after the handshake): inner_type:u8, then the inner
+// frame's payload encrypted, then a 16-byte Poly1305 tag. `sealed` views ciphertext || tag.
+inline constexpr std::size_t kSealTagSize = 16;
+inline constexpr std::size_t kSealedOverhead = 1 + kSealTagSize;
+struct SealedView {
+  std::uint8_t inner_type = 0;
+  Bytes sealed;
 };
 struct Migrate {
   Token token{};
@@ -131,6 +153,8 @@ struct Close {
 inline constexpr std::size_t kHelloSize = 4 + 8 + 8 + kRandomSize + kKeySize;
 inline constexpr std::size_t kHelloReplySize = kHelloSize + kMacSize;
 inline constexpr std::size_t kFinishSize = kMacSize;
+inline constexpr std::size_t kServerKeySize = kSignPublicSize + kSignatureSize;
+inline constexpr std::size_t kMaxSealedPayload = kSealedOverhead + kMaxDataPayload;
 inline constexpr std::size_t kMigrateSize = kTokenSize + 8 + 8 + kMacSize;
 inline constexpr std::size_t kChallengeSize = 8 + kNonceSize + kMacSize;
 inline constexpr std::size_t kResponseSize = 8 + 8 + kMacSize;
@@ -165,6 +189,9 @@ Result<Refused> parse_refused(Bytes payload);
 Result<Ack> parse_ack(Bytes payload);
 Result<Fin> parse_fin(Bytes payload);
 Result<Close> parse_close(Bytes payload);
+Result<ServerKey> parse_server_key(Bytes payload);
+// Checks the inner type (DATA, ACK, FIN or CLOSE) and that the inner payload's length suits it.
+Result<SealedView> parse_sealed(Bytes payload);
 
 // Each encode_* appends header and payload to `out`.
 void encode(const Hello& m, std::vector<std::uint8_t>& out);
@@ -179,5 +206,6 @@ void encode(const Refused& m, std::vector<std::uint8_t>& out);
 void encode(const Ack& m, std::vector<std::uint8_t>& out);
 void encode(const Fin& m, std::vector<std::uint8_t>& out);
 void encode(const Close& m, std::vector<std::uint8_t>& out);
+void encode(const ServerKey& m, std::vector<std::uint8_t>& out);
 
 }  // namespace roam::core::wire
