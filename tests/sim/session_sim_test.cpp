@@ -332,6 +332,66 @@ TEST(SimHandover, FirstByteWithinThreeRoundTripsOfTheNewLink) {
       ms(c2s[c2s.size() / 2]), ms(c2s[c2s.size() / 2]) / r, ms(c2s.back()), ms(bound));
 }
 
+// Make-before-break: while the old link still works the client opens a second one and moves
+// (request_migration, as on a preferred interface appearing). Both applications write a 64-byte
+// record every millisecond; no record may be delayed by more than one round trip + 2 ms beyond
+// the link's own delay (the fastest record of the run), in either direction.
+TEST(SimHandover, MakeBeforeBreakDelaysNoRecordByMoreThanOneRoundTrip) {
+  const Duration delay = 10ms;
+  const Duration rtt = 2 * delay;
+  const Duration bound = rtt + 2ms;
+  std::vector<Duration> extra_s2c;
+  std::vector<Duration> extra_c2s;
+  for (std::uint64_t seed : seeds(6000, 12)) {
+    SCOPED_TRACE(trace_of(seed));
+    Options o = steady_options(seed);
+    o.link.delay = delay;
+    o.link.bytes_per_sec = 1'000'000'000;
+    o.client.handshake.buffer_cap = o.server.handshake.buffer_cap = 1u << 20;
+    o.io_pause_prob = 0;
+    for (AppParams* a : {&o.c2s, &o.s2c}) {
+      a->pace = 1ms;
+      a->record = 64;
+      a->bytes = 64 * 1500;  // 1.5 s of records
+      a->read_gap_prob = a->stall_prob = 0;
+    }
+    Simulator sim(o);
+    const Time start = sim.now();
+    const Time switch_at = start + 500ms + sim.uniform(Duration{0}, 10ms);
+    ASSERT_TRUE(sim.run_until([&] { return sim.now() >= switch_at; }, switch_at)) << sim.summary();
+    ASSERT_TRUE(sim.client().established_once()) << sim.summary();
+    sim.client().request_migration(sim.now());
+    ASSERT_TRUE(sim.run_to_end()) << sim.summary();
+    expect_exact_and_clean(sim);
+    ASSERT_EQ(sim.stats(Side::kClient).migrated_at.size(), 1u) << sim.summary();
+    for (Side reader : {Side::kClient, Side::kServer}) {
+      const auto& d = sim.stats(reader).record_delays;
+      ASSERT_EQ(d.size(), 1500u) << side_name(reader);
+      Duration fastest = d.front().delay;
+      Duration slowest{0};
+      for (const auto& r : d) {
+        fastest = std::min(fastest, r.delay);
+        slowest = std::max(slowest, r.delay);
+      }
+      const Duration extra = slowest - fastest;
+      EXPECT_LE(extra, bound) << side_name(reader) << " reader: a record waited " << ms(extra)
+                              << " ms longer than the fastest one";
+      (reader == Side::kClient ? extra_s2c : extra_c2s).push_back(extra);
+    }
+    if (::testing::Test::HasFailure()) return;
+  }
+  std::sort(extra_s2c.begin(), extra_s2c.end());
+  std::sort(extra_c2s.begin(), extra_c2s.end());
+  const double r = ms(rtt);
+  std::printf(
+      "[sim] make-before-break, RTT %.0f ms, records every 1 ms: longest extra delay of a record "
+      "server->client median %.2f ms (%.2f RTT), max %.2f ms; client->server median %.2f ms (%.2f "
+      "RTT), max %.2f ms; bound 1 RTT + 2 ms = %.0f ms\n",
+      r, ms(extra_s2c[extra_s2c.size() / 2]), ms(extra_s2c[extra_s2c.size() / 2]) / r,
+      ms(extra_s2c.back()), ms(extra_c2s[extra_c2s.size() / 2]),
+      ms(extra_c2s[extra_c2s.size() / 2]) / r, ms(extra_c2s.back()), ms(bound));
+}
+
 // --- 6. small cap, slow reader -------------------------------------------------------------
 
 Options small_cap_options(std::uint64_t seed) {

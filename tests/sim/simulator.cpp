@@ -467,7 +467,25 @@ bool Simulator::pump_apps(Side side) {
   const AppParams& wp = side == Side::kClient ? opt_.c2s : opt_.s2c;
   const AppParams& rp = side == Side::kClient ? opt_.s2c : opt_.c2s;
 
-  if (now_ >= a.write_wake && st.written < wp.bytes) {
+  if (wp.pace > Duration{0}) {
+    // One record at a time; a record that does not fit is finished as space appears (its delay
+    // counts from its first byte).
+    const std::uint64_t rec_end = std::min<std::uint64_t>(wp.bytes, (st.written / wp.record + 1) * wp.record);
+    while (now_ >= a.write_wake && st.written < wp.bytes && s->can_write()) {
+      core::MutBytes space = s->write_space();
+      if (space.empty()) break;
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(space.size(), rec_end - st.written));
+      for (std::size_t i = 0; i < n; ++i) space[i] = stream_byte(side, st.written + i);
+      if (st.written % wp.record == 0) st.record_written.push_back(now_);
+      s->commit_write(n);
+      st.written += n;
+      changed = true;
+      if (st.written == rec_end) {
+        a.write_wake = (a.write_wake == Time{} ? now_ : a.write_wake) + wp.pace;
+        break;
+      }
+    }
+  } else if (now_ >= a.write_wake && st.written < wp.bytes) {
     core::MutBytes space = s->write_space();
     if (!space.empty()) {
       const std::size_t n = static_cast<std::size_t>(
@@ -504,6 +522,15 @@ bool Simulator::pump_apps(Side side) {
         return false;
       }
       s->consume(n, now_);
+      if (rp.pace > Duration{0}) {
+        const SideStats& w = stats_[idx(other(side))];
+        for (std::uint64_t end = (st.read / rp.record + 1) * rp.record; end <= st.read + n;
+             end += rp.record) {
+          const std::size_t k = static_cast<std::size_t>(end / rp.record - 1);
+          if (k < w.record_written.size())
+            st.record_delays.push_back({now_, now_ - w.record_written[k]});
+        }
+      }
       st.read += n;
       changed = true;
       if (chance(rp.stall_prob))

@@ -78,6 +78,11 @@ struct AppParams {
   Duration write_gap_max = 300us;
   std::size_t max_chunk = 64 * 1024;  // largest single read or write
   bool shutdown = true;               // shutdown_write() once all bytes are written
+  // Paced writer (a record stream): when `pace` is non-zero the writer ignores the gap settings
+  // and writes one record of `record` bytes every `pace` (a record waits whole for space), and the
+  // reader notes each record's delay from write to read (SideStats::record_delays).
+  Duration pace{0};
+  std::size_t record = 64;
 };
 
 struct Options {
@@ -120,6 +125,12 @@ struct SideStats {
   std::vector<Time> migrated_at;
   std::size_t max_retained = 0;
   std::size_t max_readable = 0;
+  std::vector<Time> record_written;  // paced writer: when each record was committed
+  struct RecordDelay {
+    Time read;       // when the reader consumed the record's last byte
+    Duration delay;  // ... minus when the writer committed it
+  };
+  std::vector<RecordDelay> record_delays;  // paced reader: one per record, in order
 };
 
 // One client attach_path() after the handshake: when the link became usable, and when the first
