@@ -10,7 +10,7 @@
 # OUTAGES (5), OUTAGE_MS (5000), GAP_MS (100, break-before-make gap), OVERLAP_MS (500, both paths
 # up in make-before-break), SETTLE_MS (600), BOUND_MS (5000: no record within this = "dies"),
 # RATE (1000 records/s), SIZE (64 bytes), CSV (output file), ROAM_BENCH_BUILD (build directory),
-# MPTCP_LIMITS ("subflow 2 add_addr_accepted 2"), ROAM_ARGS (extra flags for both roam daemons, e.g. "--heartbeat 300ms").
+# RT_PRIO (run every benchmarked process under SCHED_FIFO at this priority), MPTCP_LIMITS ("subflow 2 add_addr_accepted 2"), ROAM_ARGS (extra flags for both roam daemons, e.g. "--heartbeat 300ms").
 # See bench/handover/README.md for what is measured and the targets.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -49,10 +49,15 @@ fi
 
 WORK=$(mktemp -d /tmp/roam-hbench-XXXXXX)
 mkdir -p "$WORK/dump"  # per handover: every TCP segment on wifi/cell and every record arrival
+# RT_PRIO=N runs every benchmarked process (senders, receivers, roam daemons) under SCHED_FIFO
+# priority N, the same for every system, so that a busy machine (compilers, other jobs) cannot
+# preempt them: what is left is the systems' own reaction and processing time.
+RT=()
+if [ -n "${RT_PRIO:-}" ]; then RT=(chrt -f "$RT_PRIO"); fi
 PIDS=()
 bg_in() {  # NS LOGFILE CMD... : start CMD in namespace NS in the background; its PID goes to PIDS
   local ns=$1 log=$2; shift 2
-  ip netns exec "$(tb_ns "$ns")" "$@" 2>"$log" &
+  ip netns exec "$(tb_ns "$ns")" "${RT[@]}" "$@" 2>"$log" &
   PIDS+=($!)
 }
 stop_pids() {
@@ -70,7 +75,7 @@ tb_create "hb$$-" || { echo "cannot build the test bed"; exit 1; }
 trap cleanup EXIT
 R=$(tb_ns rtr)
 
-echo "system,mode,n,dir,t_ref,outcome,latency_ms,stall_ms,gap_ms,break_ms,syn_ms,synack_ms,out1_ms,in1_ms,out2_ms,in2_ms,new_conns,first_pkt_ms,holes,dups" >"$CSV"
+echo "system,mode,n,dir,t_ref,outcome,latency_ms,stall_ms,gap_ms,break_ms,syn_ms,synack_ms,out1_ms,in1_ms,out2_ms,in2_ms,new_conns,first_pkt_ms,holes,dups,ctl_stall_ms" >"$CSV"
 
 wait_log() {  # FILE PATTERN
   local i
@@ -96,7 +101,7 @@ run_modes() {  # SYSTEM TARGET [extra hb_tool flags]
     [ "$sys" = tcp ] && n=$TCP_COUNT
     [ "$mode" = outage ] && n=$OUTAGES
     echo "== $sys $mode: $n"
-    tb_mob "$TOOL" run --connect "$target" --mode "$mode" --count "$n" --system "$sys" \
+    tb_mob "${RT[@]}" "$TOOL" run --connect "$target" --mode "$mode" --count "$n" --system "$sys" \
       --csv "$CSV" --gap-ms "$GAP_MS" --overlap-ms "$OVERLAP_MS" --settle-ms "$SETTLE_MS" \
       --bound-ms "$([ "$sys" = tcp ] && [ "$mode" != outage ] && echo 3000 || echo "$BOUND_MS")" \
       --outage-ms "$OUTAGE_MS" --outage-start "$OUTAGE_START" --outage-stop "$OUTAGE_STOP" \

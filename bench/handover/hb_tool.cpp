@@ -724,6 +724,20 @@ int cmd_run(const std::map<std::string, std::string>& f) {
       }
     }
 
+    // Control: the same statistic over a window of the same length right after, with no change to
+    // the network. Whatever it shows (a busy machine, the hypervisor, timer ticks) is not the
+    // handover's doing; the summary prints both side by side.
+    double ctl_stall = std::nan("");
+    if (alive) {
+      const std::int64_t len = win_b - win_a;
+      sleep_ms(static_cast<int>(len / 1000000) + 1);
+      const std::int64_t ctl_b = win_b + len;
+      double mx = 0;
+      for (const auto& a : rx->snapshot())
+        if (a.t > win_b && a.t <= ctl_b) mx = std::max(mx, ms(a.t - a.sent));
+      ctl_stall = mx;
+    }
+
     // Where the time went: the new path's segments between T0 and the first record on it.
     double syn = std::nan(""), synack = std::nan(""), out1 = std::nan(""), in1 = std::nan(""),
            out2 = std::nan(""), in2 = std::nan(""), pkt = std::nan("");
@@ -776,13 +790,14 @@ int cmd_run(const std::map<std::string, std::string>& f) {
     const double lat = first ? ms(first->t - t_ref) : std::nan("");
     double notice = std::nan("");
     if (!alive && rx->error_at) notice = ms(rx->error_at - t_ref);
-    std::fprintf(csv, "%s,%s,%d,%s,%.6f,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%d,%s,%llu,%llu\n",
+    std::fprintf(csv, "%s,%s,%d,%s,%.6f,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%d,%s,%llu,%llu,%s\n",
                  system.c_str(), mode.c_str(), k, dir.c_str(), t_ref / 1e9, alive ? "ok" : "dies",
                  fmt(lat).c_str(), fmt(stall).c_str(), fmt(gap_max).c_str(),
                  fmt(t_break ? ms(t_break - t_ref) : std::nan("")).c_str(), fmt(syn).c_str(),
                  fmt(synack).c_str(), fmt(out1).c_str(), fmt(in1).c_str(), fmt(out2).c_str(),
                  fmt(in2).c_str(), conns, fmt(pkt).c_str(),
-                 static_cast<unsigned long long>(rx->holes), static_cast<unsigned long long>(rx->dups));
+                 static_cast<unsigned long long>(rx->holes), static_cast<unsigned long long>(rx->dups),
+                 fmt(ctl_stall).c_str());
     std::fflush(csv);
     std::fprintf(stderr, "%s %s #%d %s: %s latency %s ms, stall %s ms%s\n", system.c_str(), mode.c_str(),
                  k, dir.c_str(), alive ? "ok" : "DIES", fmt(lat).c_str(), fmt(stall).c_str(),

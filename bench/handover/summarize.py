@@ -43,10 +43,11 @@ def main():
     print(f"Handover latency: first record delivered on the new path after the new address+route is usable "
           f"(mbb-backup: after the old one is removed; outage: after the drop is lifted). ms.")
     print(f"Stall: the longest any record took from sender to application (arrival - send time) around the "
-          f"change; gap: the largest gap between arrivals (includes the sender's scheduling hiccups). "
+          f"change; ctl: the same over an equally long window right after, with no change (the machine's own "
+          f"hiccups); gap: the largest gap between arrivals (includes the sender's scheduling hiccups). "
           f"RTT mob<->srv {rtt:.3f} ms.")
     hdr = (f"{'mode':<11}{'system':<7}{'n':>4}{'ok':>4}{'dies':>5} | {'lat med':>9}{'p90':>9}{'max':>9} | "
-           f"{'stall med':>9}{'p90':>9}{'max':>9} | {'gap max':>8} holes dups")
+           f"{'stall med':>9}{'p90':>9}{'max':>9} | {'ctl med':>9}{'p90':>9}{'max':>9} | {'gap max':>8} holes dups")
     print(hdr)
     print("-" * len(hdr))
     for k in keys:
@@ -55,12 +56,16 @@ def main():
         lat = [num(r["latency_ms"]) for r in ok]
         st = [num(r["stall_ms"]) for r in ok]
         gp = [num(r["gap_ms"]) for r in ok]
+        ctl = [num(r.get("ctl_stall_ms", "")) for r in ok]
+        ctl = [c for c in ctl if c == c]  # drop NaN (older CSVs have no control column)
         holes = max(int(r["holes"]) for r in g)
         dups = max(int(r["dups"]) for r in g)
         if ok:
             line = (f"{k[1]:<11}{k[0]:<7}{len(g):>4}{len(ok):>4}{len(g) - len(ok):>5} | "
                     f"{f(pct(lat, 50))}{f(pct(lat, 90))}{f(max(lat))} | "
-                    f"{f(pct(st, 50))}{f(pct(st, 90))}{f(max(st))} | {f(max(gp), 8)} {holes:>5} {dups:>4}")
+                    f"{f(pct(st, 50))}{f(pct(st, 90))}{f(max(st))} | "
+                    + (f"{f(pct(ctl, 50))}{f(pct(ctl, 90))}{f(max(ctl))}" if ctl else f"{'n/a':>27}")
+                    + f" | {f(max(gp), 8)} {holes:>5} {dups:>4}")
         else:
             line = (f"{k[1]:<11}{k[0]:<7}{len(g):>4}{0:>4}{len(g):>5} | {'dies: nothing within the bound':<27} |"
                     f"{'n/a':>27} |")
