@@ -5,6 +5,7 @@
 //   roam_loadgen connect --to ADDR:PORT [--socks HOST:PORT] [--kind stream|ticks|echo]
 //                        [--sessions N] [--first-id K] [--seed S] [--rate BPS] [--duration SEC]
 //                        [--concurrency C] [--report FILE] [--control FIFO] [--drain SEC]
+//                        [--interval MS] [--latencies FILE]
 //   roam_loadgen x25519  [COUNT]        µs per X25519 scalar multiplication (the handshake's cost)
 //
 // Every connection starts with a 24-byte hello from the client — "RLG1", u32 kind, u64 session
@@ -17,12 +18,15 @@
 //           caught where they happen. After --duration the client half-closes; the server, on
 //           EOF, stops and half-closes too; the client reads to EOF (at most --drain seconds).
 //   ticks   the server sends a 16-byte record every --interval ms (u64 sequence number, u64 send
-//           time in CLOCK_REALTIME ns; all namespaces share the kernel's clock). The client checks
+//           time in CLOCK_REALTIME ns; all namespaces share the kernel's clock), each session at its
+//           own phase. The client checks
 //           that the numbers are contiguous. A line "event NAME T_NS" on --control starts a
 //           measurement: per session, the time from T_NS to the arrival of the first record sent
 //           at or after T_NS (so it cannot have travelled on a path that was gone by then; the
-//           resolution is one interval). "report" prints median/p90/max over the sessions and how
-//           many have not yet delivered; "quit" ends the run.
+//           resolution is one interval), and to the first arrival of any record after T_NS. When
+//           every session has delivered (or on "report") it prints one line per event — sessions
+//           measured, still waiting, dead; median/p90/max of both times — and with --latencies
+//           FILE appends "NAME ID MS_SENT MS_ANY" per session to FILE. "quit" ends the run.
 //   echo    the server answers the hello with one byte and then waits for EOF; the client closes
 //           on that byte and opens the next connection: --sessions set-ups in all, --concurrency
 //           at a time. Measures session set-up (handshake included) end to end.
@@ -103,7 +107,7 @@ bool resolve(const std::string& s, sockaddr_storage& out, socklen_t& len) {
 }
 
 struct Options {
-  std::string mode, listen, to, socks, report, control;
+  std::string mode, listen, to, socks, report, control, latencies;
   Kind kind = Kind::kStream;
   std::uint64_t sessions = 1, first_id = 0, seed = 1, concurrency = 100;
   double rate = 16384, duration = 10, interval_ms = 50, drain = 60;
@@ -124,7 +128,7 @@ struct Conn {
   std::string status = "ok";
   // ticks, client side: the event being measured (0: none) and its result.
   std::uint64_t event_ns = 0;
-  double latency = -1;
+  double latency = -1, latency_any = -1;
 };
 
 class LoadGen {
@@ -161,6 +165,7 @@ class LoadGen {
   void pump(Conn& c, double now);
   bool flush_out(Conn& c);
   void control_line(const std::string& line);
+  bool event_complete() const;
   void print_event_report();
   void progress(double now, bool final);
 
@@ -175,6 +180,7 @@ class LoadGen {
   std::uint64_t opened_ = 0, ended_ok_ = 0, ended_bad_ = 0, bytes_out_ = 0, bytes_in_ = 0;
   std::map<std::string, std::uint64_t> errors_;
   std::string event_name_;
+  bool event_reported_ = false;
   std::string ctl_buf_;
   bool quit_ = false;
 };
@@ -274,6 +280,8 @@ void LoadGen::on_bytes(Conn& c, const std::uint8_t* p, std::size_t n) {
       }
       ++c.next_seq;
       ++c.recv;
+      if (c.event_ns && c.latency_any < 0 && arrival >= c.event_ns)
+        c.latency_any = static_cast<double>(arrival - c.event_ns) / 1e9;
       if (c.event_ns && c.latency < 0 && sent_at >= c.event_ns)
         c.latency = static_cast<double>(arrival - c.event_ns) / 1e9;
     }
@@ -345,7 +353,8 @@ void LoadGen::on_readable(Conn& c) {
       c.in.clear();
       c.hello_done = true;
       c.start = mono_seconds();
-      c.next_tick = c.start;
+      // Sessions tick out of phase (as independent applications would), at a per-session offset.
+      c.next_tick = c.start + static_cast<double>(mix(c.id) % 1000) / 1000.0 * o_.interval_ms / 1000.0;
       if (c.kind == Kind::kEcho) {
         c.out = "A";
         if (!flush_out(c)) return;
@@ -405,18 +414,37 @@ bool LoadGen::open_client(std::uint64_t id) {
   return true;
 }
 
+// True when an event is being measured and every live session has delivered a record sent
+// after it.
+bool LoadGen::event_complete() const {
+  if (event_name_.empty() || event_reported_) return false;
+  for (const auto& [id, c] : conns_)
+    if (!c->finished && c->latency < 0) return false;
+  return true;
+}
+
 void LoadGen::print_event_report() {
-  std::vector<double> v;
+  event_reported_ = true;
+  std::vector<double> v, any;
   std::uint64_t waiting = 0, dead = 0;
+  std::FILE* f = o_.latencies.empty() ? nullptr : std::fopen(o_.latencies.c_str(), "a");
   for (auto& [id, c] : conns_) {
     if (c->finished) ++dead;
-    else if (c->latency >= 0) v.push_back(c->latency * 1000);
-    else ++waiting;
+    else if (c->latency >= 0) {
+      v.push_back(c->latency * 1000);
+      any.push_back(c->latency_any * 1000);
+      if (f) std::fprintf(f, "%s %" PRIu64 " %.3f %.3f\n", event_name_.c_str(), id, c->latency * 1000, c->latency_any * 1000);
+    } else {
+      ++waiting;
+    }
   }
-  std::printf("event %s: %zu sessions delivered, %" PRIu64 " still waiting, %" PRIu64
-              " dead; ms from event to first record sent after it: median %.1f p90 %.1f max %.1f\n",
+  if (f) std::fclose(f);
+  auto max = [](const std::vector<double>& x) { return x.empty() ? 0.0 : *std::max_element(x.begin(), x.end()); };
+  std::printf("event %s: %zu delivered, %" PRIu64 " waiting, %" PRIu64 " dead; ms to the first record sent"
+              " after it: median %.1f p90 %.1f max %.1f; to the first arrival: median %.1f p90 %.1f max %.1f\n",
               event_name_.c_str(), v.size(), waiting, dead, roam::bench::percentile(v, 50),
-              roam::bench::percentile(v, 90), v.empty() ? 0.0 : *std::max_element(v.begin(), v.end()));
+              roam::bench::percentile(v, 90), max(v), roam::bench::percentile(any, 50),
+              roam::bench::percentile(any, 90), max(any));
   std::fflush(stdout);
 }
 
@@ -425,9 +453,10 @@ void LoadGen::control_line(const std::string& line) {
   unsigned long long t = 0;
   if (std::sscanf(line.c_str(), "event %63s %llu", name, &t) == 2) {
     event_name_ = name;
+    event_reported_ = false;
     for (auto& [id, c] : conns_) {
       c->event_ns = t;
-      c->latency = -1;
+      c->latency = c->latency_any = -1;
     }
   } else if (line == "report") {
     print_event_report();
@@ -562,6 +591,7 @@ int LoadGen::run_client() {
       if (churn && it->second->finished) it = conns_.erase(it);
       else ++it;
     }
+    if (event_complete()) print_event_report();
     if (churn) {
       open_more();
       if (next_id == end_id && conns_.empty()) break;
@@ -620,6 +650,7 @@ int main(int argc, char** argv) {
     else if (k == "--socks") o.socks = v;
     else if (k == "--report") o.report = v;
     else if (k == "--control") o.control = v;
+    else if (k == "--latencies") o.latencies = v;
     else if (k == "--sessions") o.sessions = std::strtoull(v.c_str(), nullptr, 10);
     else if (k == "--first-id") o.first_id = std::strtoull(v.c_str(), nullptr, 10);
     else if (k == "--seed") o.seed = std::strtoull(v.c_str(), nullptr, 10);

@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# Soak: SESSIONS checked bidirectional streams — half through Migrate (roam connect --local →
+# roam server → service), half through MSOCKS (roam socks → roam proxy → service) — for DURATION
+# seconds while the network-namespace test bed (scripts/testbed.sh) hands over (break-before-make
+# and make-before-break), renumbers, blackholes (nftables outages shorter than the wait) and
+# rebinds the NAT at random, seeded moments. Not a test (never run by ctest): run it by hand, as
+# root, on an otherwise quiet machine.
+#
+#   bench/soak/soak.sh [DURATION_S [SESSIONS]]       defaults 600 and 100
+#   env: SEED (printed; random when unset), ROAM_BENCH_BUILD (default build-scale: roam and
+#        bench/roam_loadgen), RATE (bytes/s per session and direction, default 16K), GAP_MIN /
+#        GAP_MAX (seconds between network events, default 2 / 8), OUTAGE_MAX (s, default 8),
+#        SAMPLE_S (daemon RSS/fd sampling period, default 2), HB (heartbeat, default 1s: roam's),
+#        KEEP=1 (keep the logs).
+#
+# Checks (exit 0 only if all hold): every session's bytes arrive exact in both directions (each
+# direction is a seeded pseudo-random sequence checked byte by byte at its receiver, so loss,
+# duplication and reordering are caught where they happen, and at the end each side's received
+# count equals the other's sent count); every session is alive until the end of the run and ends
+# cleanly; all four daemons are still running; their VmRSS and open descriptors are flat (end ≤
+# start + slack). Prints a summary: sessions, bytes each way, network events by kind,
+# migrations, errors, and RSS/fd start/max/end per daemon.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+source "$ROOT/scripts/testbed.sh"
+
+DURATION=${1:-600}
+SESSIONS=${2:-100}
+SEED=${SEED:-$(( (RANDOM << 15 | RANDOM) % 1000000 ))}
+BUILD=$(cd "${ROAM_BENCH_BUILD:-$ROOT/build-scale}" && pwd) || exit 1
+RATE=${RATE:-16K}
+GAP_MIN=${GAP_MIN:-2}
+GAP_MAX=${GAP_MAX:-8}
+OUTAGE_MAX=${OUTAGE_MAX:-8}
+SAMPLE_S=${SAMPLE_S:-2}
+HB=${HB:-1s}
+ROAM=$BUILD/roam
+LOADGEN=$BUILD/bench/roam_loadgen
+for b in "$ROAM" "$LOADGEN"; do
+  [ -x "$b" ] || { echo "soak: $b missing (ninja -C $BUILD roam roam_loadgen)"; exit 1; }
+done
+if ! reason=$(tb_available); then echo "soak: cannot run: $reason"; exit 1; fi
+command -v conntrack >/dev/null || { echo "soak: needs conntrack (NAT rebinding)"; exit 1; }
+
+RANDOM=$SEED
+echo "soak: seed $SEED (SEED=$SEED $0 $DURATION $SESSIONS reproduces the event sequence)"
+WORK=$(mktemp -d /tmp/roam-soak-XXXXXX)
+PIDS=()
+cleanup() {
+  trap - EXIT INT TERM
+  local p i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null; done  # daemons first
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  tb_outage_stop 2>/dev/null
+  tb_destroy
+  if [ -n "${KEEP:-}" ]; then echo "soak: logs kept in $WORK"; else rm -rf "$WORK"; fi
+}
+tb_create "sk$$-" || { echo "soak: cannot build the test bed"; exit 1; }
+trap cleanup EXIT
+trap 'echo "soak: interrupted"; exit 130' INT TERM
+
+T_START=$(date +%s.%N)
+elapsed() { echo "$(date +%s.%N) - $T_START" | bc; }
+log() { printf '[%7.1fs] %s\n' "$(elapsed)" "$*" | tee -a "$WORK/events.log"; }
+# wait_for CONDITION TIMEOUT WHAT: poll a condition with a deadline.
+wait_for() {
+  local deadline=$((SECONDS + $2))
+  until eval "$1"; do
+    if [ $SECONDS -ge $deadline ]; then log "timed out waiting for $3"; exit 1; fi
+    sleep 0.1
+  done
+}
+# Seeded random numbers, set in this shell (never in a $(...) subshell, whose RANDOM would not
+# advance this one's): R = an integer in [lo, hi]; RS = seconds in [lo, hi] in 0.1 s steps.
+rnd() { R=$(( $1 + RANDOM % ($2 - $1 + 1) )); }
+rnd_s() { local t=$(( $1 * 10 + RANDOM % (($2 - $1) * 10 + 1) )); RS=$((t / 10)).$((t % 10)); }
+
+HALF=$((SESSIONS / 2))
+tb_nat_on
+tb_cell_down
+# Daemons at roam's defaults (wait 10m) except the heartbeat.
+tb_srv "$LOADGEN" serve --listen 0.0.0.0:9000 --rate "$RATE" --report "$WORK/server.report" \
+  2>"$WORK/loadgen_srv.log" &
+PIDS+=($!); LG_SRV=$!
+tb_srv "$ROAM" server --listen 0.0.0.0:7000 --forward 127.0.0.1:9000 --heartbeat "$HB" 2>"$WORK/server.log" &
+PIDS+=($!); SRV=$!
+tb_prx "$ROAM" proxy --listen 0.0.0.0:1080 --allow-dest $TB_SRV_NET.0/24 --heartbeat "$HB" 2>"$WORK/proxy.log" &
+PIDS+=($!); PRX=$!
+tb_mob "$ROAM" connect $TB_SERVER:7000 --local 127.0.0.1:8000 --heartbeat "$HB" 2>"$WORK/connect.log" &
+PIDS+=($!); CLI=$!
+tb_mob "$ROAM" socks --proxy $TB_PROXY:1080 --listen 127.0.0.1:1080 --heartbeat "$HB" 2>"$WORK/socks.log" &
+PIDS+=($!); AGT=$!
+wait_for "grep -qs 'listening on' '$WORK/loadgen_srv.log' && grep -qs 'listening on' '$WORK/server.log' && grep -qs 'listening on' '$WORK/proxy.log' && grep -qs 'listening on' '$WORK/connect.log' && grep -qs 'listening on' '$WORK/socks.log'" 10 "the daemons"
+# `ip netns exec` forks: the daemons are its children (sampled and stopped by these PIDs).
+child_of() { cat /proc/$1/task/$1/children 2>/dev/null | awk '{print $1}'; }
+SRV=$(child_of $SRV); PRX=$(child_of $PRX); CLI=$(child_of $CLI); AGT=$(child_of $AGT)
+[ -n "$SRV" ] && [ -n "$PRX" ] && [ -n "$CLI" ] && [ -n "$AGT" ] || { log "cannot find the daemons' PIDs"; exit 1; }
+PIDS+=($SRV $PRX $CLI $AGT)
+log "daemons up: roam server $SRV, roam proxy $PRX, roam connect $CLI, roam socks $AGT"
+
+tb_mob "$LOADGEN" connect --to 127.0.0.1:8000 --sessions $HALF --first-id 0 --seed "$SEED" \
+  --rate "$RATE" --duration "$DURATION" --drain 120 --report "$WORK/migrate.report" >"$WORK/lg_migrate.out" 2>&1 &
+PIDS+=($!); LG_M=$!
+tb_mob "$LOADGEN" connect --socks 127.0.0.1:1080 --to $TB_SERVER:9000 --sessions $((SESSIONS - HALF)) \
+  --first-id $HALF --seed "$SEED" --rate "$RATE" --duration "$DURATION" --drain 120 \
+  --report "$WORK/msocks.report" >"$WORK/lg_msocks.out" 2>&1 &
+PIDS+=($!); LG_S=$!
+log "$SESSIONS sessions starting ($HALF Migrate, $((SESSIONS - HALF)) MSOCKS), $RATE/s each way each"
+
+# Daemon memory and descriptors every SAMPLE_S seconds: "t name rss_kib fds".
+sample() {
+  local name pid rss fds t
+  while :; do
+    t=$(elapsed)
+    for name in server:$SRV proxy:$PRX connect:$CLI socks:$AGT; do
+      pid=${name#*:}
+      rss=$(awk '/^VmRSS:/{print $2}' /proc/$pid/status 2>/dev/null) || continue
+      fds=$(ls /proc/$pid/fd 2>/dev/null | wc -l)
+      echo "$t ${name%%:*} ${rss:-0} $fds"
+    done >> "$WORK/samples"
+    sleep "$SAMPLE_S"
+  done
+}
+sample &
+PIDS+=($!); SAMPLER=$!
+
+# Random network events until shortly before the streams end.
+declare -A EVENTS=()
+ACTIVE=wifi
+WIFI_ADDR=$TB_WIFI_NET.2
+CELL_ADDR=$TB_CELL_NET.2
+other() { [ "$1" = wifi ] && echo cell || echo wifi; }
+iface_up() { if [ "$1" = wifi ]; then tb_wifi_up "$WIFI_ADDR"; else tb_cell_up "$CELL_ADDR"; fi; }
+iface_down() { if [ "$1" = wifi ]; then tb_wifi_down; else tb_cell_down; fi; }
+END_EVENTS=$(echo "$DURATION - 4" | bc)
+while [ "$(echo "$(elapsed) < $END_EVENTS" | bc)" -eq 1 ]; do
+  rnd_s "$GAP_MIN" "$GAP_MAX"; sleep "$RS"
+  [ "$(echo "$(elapsed) < $END_EVENTS" | bc)" -eq 1 ] || break
+  kill -0 $LG_M 2>/dev/null && kill -0 $LG_S 2>/dev/null || { log "a load generator ended early"; break; }
+  rnd 0 4
+  case $R in
+    0) rnd_s 0 1; gap=$RS; new=$(other $ACTIVE)
+       log "bbm: $ACTIVE down, ${gap}s, $new up"
+       iface_down $ACTIVE; sleep "$gap"; iface_up "$new"; ACTIVE=$new; EVENTS[bbm]=$(( ${EVENTS[bbm]:-0} + 1 )) ;;
+    1) rnd_s 0 2; overlap=$RS; new=$(other $ACTIVE)
+       log "mbb: $new up, ${overlap}s both, $ACTIVE down"
+       iface_up "$new"; sleep "$overlap"; iface_down $ACTIVE; ACTIVE=$new; EVENTS[mbb]=$(( ${EVENTS[mbb]:-0} + 1 )) ;;
+    2) if [ $ACTIVE = wifi ]; then
+         rnd 10 250; WIFI_ADDR=$TB_WIFI_NET.$R; log "renumber: wifi → $WIFI_ADDR"; tb_renumber_wifi "$WIFI_ADDR"
+       else
+         rnd 10 250; CELL_ADDR=$TB_CELL_NET.$R; log "renumber: cell → $CELL_ADDR"; tb_cell_down; tb_cell_up "$CELL_ADDR"
+       fi
+       EVENTS[renumber]=$(( ${EVENTS[renumber]:-0} + 1 )) ;;
+    3) rnd_s 0 "$OUTAGE_MAX"; len=$RS
+       log "outage: everything through the router dropped for ${len}s"
+       tb_outage_start; sleep "$len"; tb_outage_stop; EVENTS[outage]=$(( ${EVENTS[outage]:-0} + 1 )) ;;
+    4) log "nat rebind: conntrack flushed"
+       tb_nat_rebind; EVENTS[rebind]=$(( ${EVENTS[rebind]:-0} + 1 )) ;;
+  esac
+done
+log "no more network events; waiting for the streams to end (duration ${DURATION}s, then half-close)"
+
+wait_for "! kill -0 $LG_M 2>/dev/null && ! kill -0 $LG_S 2>/dev/null" $((DURATION + 180)) "the load generators to end"
+wait $LG_M; RC_M=$?
+wait $LG_S; RC_S=$?
+sessions_reported() { cat "$WORK/server.report" 2>/dev/null | wc -l; }
+wait_for "[ \$(sessions_reported) -ge $SESSIONS ]" 30 "the service to see every session end"
+sleep 3  # two heartbeats with no sessions: the daemons free what the sessions held (measured below)
+kill -0 $SRV $PRX $CLI $AGT 2>/dev/null; DAEMONS_ALIVE=$?
+kill $SAMPLER 2>/dev/null
+log "streams ended (load generators exited $RC_M and $RC_S)"
+
+echo
+echo "=== soak summary (seed $SEED, ${DURATION}s, $SESSIONS sessions) ==="
+FAIL=0
+# Join both ends of every session: client sent = server received and back, both "ok".
+awk -v half=$HALF '
+  $1 == "C" { cs[$2] = $5; cr[$2] = $7; cst[$2] = substr($0, index($0, $8)) }
+  $1 == "S" { ss[$2] = $5; sr[$2] = $7; sst[$2] = substr($0, index($0, $8)) }
+  END {
+    bad = 0
+    for (id in cs) {
+      path = (id + 0 < half) ? "Migrate" : "MSOCKS"
+      n[path]++
+      up[path] += cs[id]; down[path] += cr[id]
+      why = ""
+      if (cst[id] != "ok") why = "client: " cst[id]
+      else if (!(id in ss)) why = "the service never saw it end"
+      else if (sst[id] != "ok") why = "service: " sst[id]
+      else if (cs[id] != sr[id]) why = "up: sent " cs[id] " received " sr[id]
+      else if (ss[id] != cr[id]) why = "down: sent " ss[id] " received " cr[id]
+      if (why != "") { bad++; printf "  session %d (%s) FAILED: %s\n", id, path, why }
+      else ok[path]++
+    }
+    for (p in n)
+      printf "  %-8s %4d sessions, %4d exact and alive to the end; %.1f MiB up, %.1f MiB down\n",
+             p, n[p], ok[p], up[p] / 1048576, down[p] / 1048576
+    exit bad > 0
+  }' "$WORK/migrate.report" "$WORK/msocks.report" "$WORK/server.report" || FAIL=1
+n_reported=$(cat "$WORK/migrate.report" "$WORK/msocks.report" | wc -l)
+[ "$n_reported" -eq "$SESSIONS" ] || { echo "  only $n_reported of $SESSIONS sessions reported"; FAIL=1; }
+[ $RC_M -eq 0 ] && [ $RC_S -eq 0 ] || FAIL=1
+printf '  network events:'; for k in bbm mbb renumber outage rebind; do printf ' %s %d' $k "${EVENTS[$k]:-0}"; done; echo
+for d in connect socks server proxy; do
+  printf '  %-8s migrations %5d  warnings %4d  errors %4d\n' "$d" \
+    "$(grep -c '\] migrated to' "$WORK/$d.log")" "$(grep -c ' warning: ' "$WORK/$d.log")" "$(grep -c ' error: ' "$WORK/$d.log")"
+done
+echo "  most frequent warnings/errors:"
+cat "$WORK"/{connect,socks,server,proxy}.log | grep -E ' (warning|error): ' | sed -E 's/^.*(warning|error): //; s/\[[0-9a-f]+\]//g; s/[0-9]+(\.[0-9]+)?/N/g' |
+  sort | uniq -c | sort -rn | head -8 | sed 's/^/   /'
+[ $DAEMONS_ALIVE -eq 0 ] || { echo "  a daemon died"; FAIL=1; }
+# RSS and fds: start = the first sample after a warm-up (a quarter of the run, at most 60 s: every
+# session is up and its buffers have grown through the first outages), end = the last sample
+# while the streams still ran, after = once every session ended; flat means end ≤ start + slack.
+WARM=$(( DURATION / 4 < 60 ? DURATION / 4 : 60 ))
+echo "  daemon      RSS KiB start / max / end / after-close        fds start / max / end / after-close"
+for d in server proxy connect socks; do
+  awk -v d=$d -v dur="$DURATION" -v warm="$WARM" '
+    $2 == d && $1 >= warm {
+      if (!s) { s = 1; r0 = $3; f0 = $4 }
+      if ($3 > rm) rm = $3; if ($4 > fm) fm = $4
+      if ($1 <= dur) { r1 = $3; f1 = $4 }
+      r2 = $3; f2 = $4
+    }
+    END {
+      flat = (r1 <= r0 + 2048 + r0 / 20) && (f1 <= f0 + 4)
+      printf "  %-8s %8d / %6d / %6d / %6d %s   %5d / %5d / %5d / %5d\n", d, r0, rm, r1, r2,
+             flat ? "flat " : "GROWS", f0, fm, f1, f2
+      exit !flat
+    }' "$WORK/samples" || FAIL=1
+done
+echo "  (start = ${WARM}s in; samples every ${SAMPLE_S}s in $WORK/samples; flat: end ≤ start + 2 MiB + 5% RSS, + 4 fds)"
+if [ $FAIL -eq 0 ]; then echo "soak: PASS"; else echo "soak: FAIL (KEEP=1 keeps the logs)"; fi
+exit $FAIL
