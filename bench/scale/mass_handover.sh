@@ -27,8 +27,8 @@
 # session within 1 s.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-source "$ROOT/scripts/testbed.sh"
+source "$HERE/lib.sh"
+source "$HERE/../../scripts/testbed.sh"
 
 SESSIONS=${1:-1000}
 ROUNDS=${2:-3}
@@ -37,38 +37,12 @@ INTERVAL=${INTERVAL:-50}
 GAP=${GAP:-0.1}
 HB=${HB:-1s}
 BOUND=${BOUND:-15}
-BUILD=$(cd "${ROAM_BENCH_BUILD:-$ROOT/build-scale}" && pwd) || exit 1
-ROAM=$BUILD/roam
-LOADGEN=$BUILD/bench/roam_loadgen
-for b in "$ROAM" "$LOADGEN"; do
-  [ -x "$b" ] || { echo "mass_handover: $b missing (ninja -C $BUILD roam roam_loadgen)"; exit 1; }
-done
 if ! reason=$(tb_available); then echo "mass_handover: cannot run: $reason"; exit 1; fi
 
-WORK=$(mktemp -d /tmp/roam-mass-XXXXXX)
-PIDS=()
-cleanup() {
-  trap - EXIT INT TERM
-  exec 3>&- 2>/dev/null
-  local i
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null; done
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do wait "${PIDS[i]}" 2>/dev/null; done
-  tb_destroy
-  if [ -n "${KEEP:-}" ]; then echo "mass_handover: logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
+bl_init mass_handover
 tb_create "mh$$-" || { echo "mass_handover: cannot build the test bed"; exit 1; }
-trap cleanup EXIT
-trap 'echo "mass_handover: interrupted"; exit 130' INT TERM
-
-fail() { echo "mass_handover: $*"; exit 1; }
-wait_for() {  # CONDITION TIMEOUT WHAT
-  local deadline=$((SECONDS + $2))
-  until eval "$1"; do
-    [ $SECONDS -lt $deadline ] || fail "timed out waiting for $3"
-    sleep 0.05
-  done
-}
-child_of() { cat /proc/$1/task/$1/children 2>/dev/null | awk '{print $1}'; }
+trap bl_cleanup EXIT   # tb_create installed its own
+wait_for() { bl_wait_for "$@" || exit 1; }
 
 tb_srv "$LOADGEN" serve --listen 0.0.0.0:9000 --interval "$INTERVAL" 2>"$WORK/service.log" &
 PIDS+=($!)
@@ -86,7 +60,7 @@ else
   TARGET=(--to 127.0.0.1:8000)
 fi
 wait_for "grep -qs 'listening on' '$WORK/service.log' && grep -qs 'listening on' '$WORK/server.log' && grep -qs 'listening on' '$WORK/client.log'" 10 "the daemons"
-SRV=$(child_of $SRV); CLI=$(child_of $CLI)
+SRV=$(bl_child_of $SRV); CLI=$(bl_child_of $CLI)
 PIDS+=($SRV $CLI)
 
 mkfifo "$WORK/ctl"

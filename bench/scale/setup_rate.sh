@@ -19,28 +19,12 @@
 # ≥ 5,000 new sessions per second per core. The load generator and the client-side daemon share
 # the machine's two cores, so wall-clock set-ups per second are lower than the per-core figure.
 set -u
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
+source "$(dirname "$0")/lib.sh"
 M=${1:-5000}
 RUNS=${2:-5}
 CONC=${CONCURRENCY:-32}
-BUILD=$(cd "${ROAM_BENCH_BUILD:-$ROOT/build-scale}" && pwd) || exit 1
-ROAM=$BUILD/roam
-LOADGEN=$BUILD/bench/roam_loadgen
-for b in "$ROAM" "$LOADGEN"; do
-  [ -x "$b" ] || { echo "setup_rate: $b missing (ninja -C $BUILD roam roam_loadgen)"; exit 1; }
-done
+bl_init setup_rate
 ulimit -n "$(ulimit -Hn)"
-WORK=$(mktemp -d /tmp/roam-setup-XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # start NAME CMD...: runs CMD with stderr to $WORK/NAME.log; sets PID and PORT (from "listening on").
 start() {

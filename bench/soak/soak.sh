@@ -22,55 +22,31 @@
 # migrations, errors, and RSS/fd start/max/end per daemon.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-source "$ROOT/scripts/testbed.sh"
+source "$HERE/../scale/lib.sh"
+source "$HERE/../../scripts/testbed.sh"
 
 DURATION=${1:-600}
 SESSIONS=${2:-100}
 SEED=${SEED:-$(( (RANDOM << 15 | RANDOM) % 1000000 ))}
-BUILD=$(cd "${ROAM_BENCH_BUILD:-$ROOT/build-scale}" && pwd) || exit 1
 RATE=${RATE:-16K}
 GAP_MIN=${GAP_MIN:-2}
 GAP_MAX=${GAP_MAX:-8}
 OUTAGE_MAX=${OUTAGE_MAX:-8}
 SAMPLE_S=${SAMPLE_S:-2}
 HB=${HB:-1s}
-ROAM=$BUILD/roam
-LOADGEN=$BUILD/bench/roam_loadgen
-for b in "$ROAM" "$LOADGEN"; do
-  [ -x "$b" ] || { echo "soak: $b missing (ninja -C $BUILD roam roam_loadgen)"; exit 1; }
-done
 if ! reason=$(tb_available); then echo "soak: cannot run: $reason"; exit 1; fi
 command -v conntrack >/dev/null || { echo "soak: needs conntrack (NAT rebinding)"; exit 1; }
 
 RANDOM=$SEED
 echo "soak: seed $SEED (SEED=$SEED $0 $DURATION $SESSIONS reproduces the event sequence)"
-WORK=$(mktemp -d /tmp/roam-soak-XXXXXX)
-PIDS=()
-cleanup() {
-  trap - EXIT INT TERM
-  local p i
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null; done  # daemons first
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  tb_outage_stop 2>/dev/null
-  tb_destroy
-  if [ -n "${KEEP:-}" ]; then echo "soak: logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
+bl_init soak
 tb_create "sk$$-" || { echo "soak: cannot build the test bed"; exit 1; }
-trap cleanup EXIT
-trap 'echo "soak: interrupted"; exit 130' INT TERM
+trap bl_cleanup EXIT   # tb_create installed its own
 
 T_START=$(date +%s.%N)
 elapsed() { echo "$(date +%s.%N) - $T_START" | bc; }
 log() { printf '[%7.1fs] %s\n' "$(elapsed)" "$*" | tee -a "$WORK/events.log"; }
-# wait_for CONDITION TIMEOUT WHAT: poll a condition with a deadline.
-wait_for() {
-  local deadline=$((SECONDS + $2))
-  until eval "$1"; do
-    if [ $SECONDS -ge $deadline ]; then log "timed out waiting for $3"; exit 1; fi
-    sleep 0.1
-  done
-}
+wait_for() { bl_wait_for "$@" || exit 1; }
 # Seeded random numbers, set in this shell (never in a $(...) subshell, whose RANDOM would not
 # advance this one's): R = an integer in [lo, hi]; RS = seconds in [lo, hi] in 0.1 s steps.
 rnd() { R=$(( $1 + RANDOM % ($2 - $1 + 1) )); }
@@ -93,8 +69,7 @@ tb_mob "$ROAM" socks --proxy $TB_PROXY:1080 --listen 127.0.0.1:1080 --heartbeat 
 PIDS+=($!); AGT=$!
 wait_for "grep -qs 'listening on' '$WORK/loadgen_srv.log' && grep -qs 'listening on' '$WORK/server.log' && grep -qs 'listening on' '$WORK/proxy.log' && grep -qs 'listening on' '$WORK/connect.log' && grep -qs 'listening on' '$WORK/socks.log'" 10 "the daemons"
 # `ip netns exec` forks: the daemons are its children (sampled and stopped by these PIDs).
-child_of() { cat /proc/$1/task/$1/children 2>/dev/null | awk '{print $1}'; }
-SRV=$(child_of $SRV); PRX=$(child_of $PRX); CLI=$(child_of $CLI); AGT=$(child_of $AGT)
+SRV=$(bl_child_of $SRV); PRX=$(bl_child_of $PRX); CLI=$(bl_child_of $CLI); AGT=$(bl_child_of $AGT)
 [ -n "$SRV" ] && [ -n "$PRX" ] && [ -n "$CLI" ] && [ -n "$AGT" ] || { log "cannot find the daemons' PIDs"; exit 1; }
 PIDS+=($SRV $PRX $CLI $AGT)
 log "daemons up: roam server $SRV, roam proxy $PRX, roam connect $CLI, roam socks $AGT"
