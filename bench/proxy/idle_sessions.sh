@@ -24,7 +24,7 @@ ROAM_BIN=${1:-${ROAM_BIN:-build/roam}}
 N=${2:-10000}
 MODE=${3:-proxy}
 exec python3 - "$ROAM_BIN" "$N" "$MODE" <<'PY'
-import os, re, resource, select, signal, socket, struct, subprocess, sys, threading, time
+import os, re, resource, shutil, signal, socket, struct, subprocess, sys, tempfile, threading, time
 
 roam, n, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 if mode not in ('proxy', 'server'):
@@ -51,31 +51,29 @@ tck = os.sysconf('SC_CLK_TCK')
 children = []
 
 mallinfo_so = os.environ.get('MALLINFO_SO', '')
-def spawn(argv, name):
+logdir = tempfile.mkdtemp(prefix='roam-idle-')
+def spawn(argv, name):  # a daemon with its stderr in logdir/NAME.log (and heap figures beside it)
     env = dict(os.environ)
     if mallinfo_so:
         env['LD_PRELOAD'] = mallinfo_so
-        env['ROAM_MALLINFO_FILE'] = f'/tmp/roam-idle-{os.getpid()}-{name}.mallinfo'
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        env['ROAM_MALLINFO_FILE'] = f'{logdir}/{name}.mallinfo'
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=open(f'{logdir}/{name}.log', 'w'), env=env)
     p.mallinfo = env.get('ROAM_MALLINFO_FILE')
+    p.log = f'{logdir}/{name}.log'
     children.append(p)
     return p
 
 def wait_port(p):
-    fd = p.stderr.fileno()
-    buf = ''
     deadline = time.time() + 10
     while time.time() < deadline:
-        if select.select([fd], [], [], 1)[0]:
-            d = os.read(fd, 65536)
-            if not d:
-                break
-            buf += d.decode(errors='replace')
-            m = re.search(r'listening on 127\.0\.0\.1:(\d+)', buf)
-            if m:
-                threading.Thread(target=lambda: [0 for _ in iter(lambda: os.read(fd, 65536), b'')], daemon=True).start()
-                return int(m.group(1))
-    sys.exit(f'idle_sessions: {p.args[1]} did not start:\n{buf}')
+        m = re.search(r'listening on 127\.0\.0\.1:(\d+)', open(p.log).read())
+        if m:
+            return int(m.group(1))
+        time.sleep(0.05)
+    sys.exit(f'idle_sessions: {p.args[1]} did not start:\n{open(p.log).read()}')
+
+def tails():  # the last lines of every daemon's log, for a failure message
+    return ''.join(f'--- {p.log}\n' + ''.join(open(p.log).readlines()[-15:]) for p in children)
 
 def rss_kib(pid):
     for line in open(f'/proc/{pid}/status'):
@@ -136,9 +134,12 @@ try:
             s.settimeout(30)
             got = b''
             while len(got) < 12:
-                d = s.recv(12 - len(got))
+                try:
+                    d = s.recv(12 - len(got))
+                except OSError as e:
+                    sys.exit(f'idle_sessions: session {len(clients)} got no SOCKS reply: {e}\n{tails()}')
                 if not d:
-                    sys.exit(f'idle_sessions: session {len(clients)} closed before its reply')
+                    sys.exit(f'idle_sessions: session {len(clients)} closed before its reply\n{tails()}')
                 got += d
             if got[:2] != b'\x05\x00' or got[3] != 0:
                 sys.exit(f'idle_sessions: bad reply {got.hex()}')
@@ -161,7 +162,7 @@ try:
             line += f'; CPU {1e6 * (cpu1 - cpu0) / n:.0f} µs per session set-up'
         print(line)
     if len(held) < n:
-        sys.exit(f'idle_sessions: only {len(held)} of {n} sessions reached the target')
+        sys.exit(f'idle_sessions: only {len(held)} of {n} sessions reached the target\n{tails()}')
 finally:
     for s in clients:
         s.close()
@@ -173,8 +174,8 @@ finally:
             p.wait(timeout=5)
         except subprocess.TimeoutExpired:
             p.kill()
-        if p.mallinfo:
-            for f in (p.mallinfo, p.mallinfo + '.tmp'):
-                if os.path.exists(f):
-                    os.unlink(f)
+    if os.environ.get('KEEP'):
+        print(f'idle_sessions: logs kept in {logdir}')
+    else:
+        shutil.rmtree(logdir, ignore_errors=True)
 PY
