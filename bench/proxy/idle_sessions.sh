@@ -11,8 +11,9 @@
 # Reports VmRSS of both daemons before and after, divided by N (user-space memory per idle
 # session; retention buffers are empty on an idle session and freed), their live heap per session
 # (glibc mallinfo2, when $MALLINFO_SO names bench's libroam_mallinfo.so, loaded with LD_PRELOAD),
-# and the server-side daemon's CPU time (utime+stime from /proc/PID/stat) per session, handshake
-# (and for the proxy the SOCKS request) and connect to the target included.
+# the server-side daemon's CPU time (utime+stime from /proc/PID/stat) per session, handshake
+# (and for the proxy the SOCKS request) and connect to the target included, and the CPU both
+# daemons spend on the idle sessions (heartbeats) over 5 s.
 #
 # Descriptors: each daemon holds two per session (its two TCP connections), so N needs
 # RLIMIT_NOFILE ≥ 2N + ~20 in every process. The script raises its own soft limit to the hard
@@ -150,6 +151,9 @@ try:
     setup = time.time() - t0
     time.sleep(2.5)  # idle for two heartbeats: acknowledgements settle and idle rings are freed
     rss1, heap1, cpu1 = [rss_kib(daemon.pid), rss_kib(agent.pid)], [heap(daemon), heap(agent)], cpu(daemon.pid)
+    idle0 = [cpu(daemon.pid), cpu(agent.pid)]
+    time.sleep(5)  # CPU that idle sessions cost (heartbeats): measured over 5 s
+    idle = [(cpu(p.pid) - c) / 5 for p, c in zip((daemon, agent), idle0)]
     print(f'{n} concurrent idle {what}, set up in {setup:.1f} s')
     print(f'  the target server held {len(held)} connections')
     for i, name in enumerate(names):
@@ -160,6 +164,7 @@ try:
                      f'{(heap1[i] - heap0[i]) / n / 1024:.1f} KiB per session')
         if i == 0:
             line += f'; CPU {1e6 * (cpu1 - cpu0) / n:.0f} µs per session set-up'
+        line += f'; idle CPU {100 * idle[i]:.1f}% of a core ({1e6 * idle[i] / n:.1f} µs per session per second)'
         print(line)
     if len(held) < n:
         sys.exit(f'idle_sessions: only {len(held)} of {n} sessions reached the target\n{tails()}')
