@@ -40,7 +40,10 @@ Server::~Server() {
 
 core::Result<void> Server::start() {
   if (auto ok = listener_.start(cfg_.listen); !ok) return ok;
-  spdlog::info("listening on {} (forwarding to {})", listener_.bound(), cfg_.forward.str());
+  if (cfg_.on_session)
+    spdlog::info("listening on {}", listener_.bound());
+  else
+    spdlog::info("listening on {} (forwarding to {})", listener_.bound(), cfg_.forward.str());
   return {};
 }
 
@@ -146,7 +149,10 @@ void Server::start_session(Pending p) {
   SessionDriver::Hooks hooks;
   hooks.on_established = [this](SessionDriver& d) {
     table_.add(&d.session());
-    connect_target(d);
+    if (cfg_.on_session)
+      cfg_.on_session(d);
+    else
+      connect_target(d);
   };
   hooks.on_finished = [this](SessionDriver& d) { on_finished(d); };
   auto driver = std::make_unique<SessionDriver>(loop_, std::move(session), name, std::move(hooks));

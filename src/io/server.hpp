@@ -6,6 +6,7 @@
 // when the cap is full the oldest unfinished one is evicted, never the newcomer.
 #pragma once
 
+#include <functional>
 #include <list>
 #include <memory>
 #include <unordered_map>
@@ -23,6 +24,9 @@ struct ServerConfig {
   Endpoint forward;
   core::SessionConfig session;
   std::size_t max_unfinished = 4096;
+  // Embedding (libroam): when set, each established session is handed to this callback (which may
+  // attach an application or set an observer) instead of being forwarded to `forward`.
+  std::function<void(SessionDriver&)> on_session = nullptr;
 };
 
 class Server {

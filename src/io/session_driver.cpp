@@ -51,6 +51,7 @@ SessionDriver::~SessionDriver() {
   if (linger_timer_) loop_.cancel(linger_timer_);
   if (finish_timer_) loop_.cancel(finish_timer_);
   if (app_attached_) release_app(false);
+  if (observer_.on_gone) observer_.on_gone();
 }
 
 int SessionDriver::exit_status() const {
@@ -490,6 +491,7 @@ void SessionDriver::sync() {
   update_interest();
   schedule_timer();
   in_sync_ = false;
+  if (observer_.on_synced) observer_.on_synced();
 }
 
 void SessionDriver::handle_events() {
@@ -525,6 +527,7 @@ void SessionDriver::handle_events() {
         }
         break;
     }
+    if (observer_.on_event) observer_.on_event(*e);
   }
 }
 

@@ -67,6 +67,16 @@ class SessionDriver {
   void abort(const std::string& why);
   // Asks for a migration now (an address or route event).
   void migrate_now();
+  // An embedding application's view of the session (libroam, src/lib): every core event after the
+  // driver handled it, the end of every sync() pass (bytes may have become readable or writable;
+  // called outside sync, so the observer may write, consume, abort and call sync()), and the
+  // driver's destruction. All on the loop thread; none of them may destroy the driver.
+  struct Observer {
+    std::function<void(const core::Event&)> on_event;
+    std::function<void()> on_synced;
+    std::function<void()> on_gone;
+  };
+  void set_observer(Observer o) { observer_ = std::move(o); }
 
   core::Session& session() { return *session_; }
   const std::string& name() const { return name_; }
@@ -115,6 +125,7 @@ class SessionDriver {
   std::unique_ptr<core::Session> session_;
   std::string name_;
   Hooks hooks_;
+  Observer observer_;
   std::optional<Endpoint> server_;
   PathPolicy policy_;
   std::unordered_map<core::PathId, PathSock> paths_;

@@ -1,0 +1,78 @@
+// The libroam examples as a user runs them: roam_echo_server and roam_file_client as separate
+// processes, with a CutRelay between them that resets the path three times mid-session.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "itest_util.hpp"
+
+namespace roam::itest {
+namespace {
+
+// A temporary file of `n` pattern bytes, removed with the object.
+class TempFile {
+ public:
+  TempFile(std::uint64_t n, std::uint64_t seed) {
+    char name[] = "/tmp/roam-lib-example-XXXXXX";
+    const int fd = ::mkstemp(name);
+    if (fd >= 0) ::close(fd);
+    path_ = name;
+    std::ofstream out(path_, std::ios::binary);
+    PatternStream p(seed);
+    std::vector<std::uint8_t> buf(1 << 16);
+    for (std::uint64_t done = 0; done < n; done += buf.size()) {
+      const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), n - done));
+      p.fill(buf.data(), k);
+      out.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(k));
+    }
+  }
+  ~TempFile() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(LibraryExamples, HelpSaysHowToUseThem) {
+  for (const char* bin : {ROAM_ECHO_SERVER, ROAM_FILE_CLIENT}) {
+    Process p({bin, "--help"}, SpawnOptions{false, true, {}});
+    const int out = p.take_stdout();
+    std::string text;
+    char buf[4096];
+    ssize_t n = 0;
+    while ((n = ::read(out, buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
+    ::close(out);
+    EXPECT_EQ(p.wait_exit(seconds(10)), 0) << bin;
+    EXPECT_NE(text.find("usage:"), std::string::npos) << bin << " printed: " << text;
+  }
+}
+
+TEST(LibraryExamples, FileEchoIsExactThroughThreeCuts) {
+  DumpOnFailure dump;
+  TempFile file(8 * kMiB, 0x11b);
+  auto server = std::make_shared<Process>(std::vector<std::string>{
+      ROAM_ECHO_SERVER, "--listen", "127.0.0.1:0", "--heartbeat", "200ms"});
+  dump.add(server);
+  const std::uint16_t port = server->wait_listening();
+  ASSERT_NE(port, 0) << "echo server did not start";
+  RelayThread relay(port);
+  auto client = std::make_shared<Process>(std::vector<std::string>{
+      ROAM_FILE_CLIENT, "--connect", loopback_ep(relay.port()), "--file", file.path(),
+      "--heartbeat", "200ms", "--migrations", "3"});
+  dump.add(client);
+  ASSERT_TRUE(client->wait_for("session established"));
+  for (int k = 1; k <= 3; ++k) {
+    ASSERT_GE(relay.cut(), 1u) << "cut " << k;
+    ASSERT_TRUE(client->wait_for(std::to_string(k) + " of 3 migrations", seconds(30))) << "cut " << k;
+  }
+  EXPECT_EQ(client->wait_exit(seconds(60)), 0);
+  EXPECT_TRUE(client->wait_for("echo verified: 8388608 bytes", seconds(1)));
+  EXPECT_TRUE(server->wait_for("ended cleanly: 8388608 bytes echoed", seconds(10)));
+  EXPECT_TRUE(server->wait_for("migrated after", seconds(1)));
+}
+
+}  // namespace
+}  // namespace roam::itest
