@@ -4,7 +4,7 @@
 //   roam_loadgen serve   --listen ADDR:PORT [--rate BPS] [--interval MS] [--report FILE]
 //   roam_loadgen connect --to ADDR:PORT [--socks HOST:PORT] [--kind stream|ticks|echo]
 //                        [--sessions N] [--first-id K] [--seed S] [--rate BPS] [--duration SEC]
-//                        [--concurrency C] [--report FILE] [--control FIFO] [--drain SEC]
+//                        [--concurrency C (100)] [--report FILE] [--control FIFO] [--drain SEC]
 //                        [--interval MS] [--latencies FILE]
 //   roam_loadgen x25519  [COUNT]        µs per X25519 scalar multiplication (the handshake's cost)
 //
@@ -181,6 +181,7 @@ class LoadGen {
   std::map<std::string, std::uint64_t> errors_;
   std::string event_name_;
   bool event_reported_ = false;
+  std::uint64_t event_ns_ = 0;
   std::string ctl_buf_;
   bool quit_ = false;
 };
@@ -380,6 +381,7 @@ bool LoadGen::open_client(std::uint64_t id) {
   c->kind = o_.kind;
   c->client = true;
   c->hello_done = true;
+  c->event_ns = event_ns_;  // a session opened after an event is measured against it too
   c->start = mono_seconds();
   if (!o_.socks.empty()) {  // greeting + CONNECT, pipelined (the agent answers both in order)
     c->socks_done = false;
@@ -417,7 +419,7 @@ bool LoadGen::open_client(std::uint64_t id) {
 // True when an event is being measured and every live session has delivered a record sent
 // after it.
 bool LoadGen::event_complete() const {
-  if (event_name_.empty() || event_reported_) return false;
+  if (event_name_.empty() || event_reported_ || conns_.size() < o_.sessions) return false;
   for (const auto& [id, c] : conns_)
     if (!c->finished && c->latency < 0) return false;
   return true;
@@ -453,6 +455,7 @@ void LoadGen::control_line(const std::string& line) {
   unsigned long long t = 0;
   if (std::sscanf(line.c_str(), "event %63s %llu", name, &t) == 2) {
     event_name_ = name;
+    event_ns_ = t;
     event_reported_ = false;
     for (auto& [id, c] : conns_) {
       c->event_ns = t;
@@ -541,9 +544,14 @@ int LoadGen::run_client() {
   std::uint64_t next_id = o_.first_id;
   const std::uint64_t end_id = o_.first_id + o_.sessions;
   const bool churn = o_.kind == Kind::kEcho;
+  // At most --concurrency connections in set-up at a time (echo: whole set-ups; others: until
+  // connected and, with --socks, answered), so that a burst never exceeds the daemons' caps on
+  // unfinished handshakes (roam socks evicts the oldest beyond 1,024).
   auto open_more = [&] {
-    const std::uint64_t in_flight = churn ? conns_.size() : 0;
-    const std::uint64_t room = churn ? o_.concurrency - std::min(o_.concurrency, in_flight) : end_id - next_id;
+    std::uint64_t in_flight = 0;
+    for (const auto& [id, c] : conns_)
+      in_flight += churn || (!c->finished && (!c->connected || !c->socks_done));
+    const std::uint64_t room = o_.concurrency - std::min(o_.concurrency, in_flight);
     for (std::uint64_t k = 0; k < room && next_id < end_id; ++k) open_client(next_id++);
   };
   open_more();
@@ -592,8 +600,8 @@ int LoadGen::run_client() {
       else ++it;
     }
     if (event_complete()) print_event_report();
+    if (next_id < end_id) open_more();
     if (churn) {
-      open_more();
       if (next_id == end_id && conns_.empty()) break;
     } else if (o_.kind == Kind::kStream) {
       if (all_done) break;
