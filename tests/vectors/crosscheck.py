@@ -3,7 +3,8 @@
 
 Recomputes every vector from the fixed inputs with implementations that share no code with roam or
 libsodium's C: Python's hashlib (BLAKE2b, SHA-512), hmac, struct, and the `cryptography` package's
-X25519 when it is installed (otherwise the X25519 outputs are taken from the document and only
+X25519, Ed25519 and ChaCha20-Poly1305 (with HChaCha20 written out here, for XChaCha20) when it is
+installed (otherwise the X25519 outputs are taken from the document and only
 checked for consistency with the rest). Exit status: 0 all match, 1 a mismatch, 77 cannot run.
 
 Usage: crosscheck.py docs/PROTOCOL.md
@@ -49,6 +50,36 @@ def kdf(prk, subkey_id, context=b"roam-v1_"):
     return hashlib.blake2b(b"", digest_size=32, key=prk,
                            salt=struct.pack("<Q", subkey_id) + bytes(8),
                            person=context + bytes(8)).digest()
+
+
+def hchacha20(key, nonce16):
+    """HChaCha20 (draft-irtf-cfrg-xchacha §2.2), written out here: the subkey of XChaCha20."""
+    def rotl(v, n):
+        return ((v << n) & 0xffffffff) | (v >> (32 - n))
+
+    def qr(x, a, b, c, d):
+        x[a] = (x[a] + x[b]) & 0xffffffff; x[d] = rotl(x[d] ^ x[a], 16)
+        x[c] = (x[c] + x[d]) & 0xffffffff; x[b] = rotl(x[b] ^ x[c], 12)
+        x[a] = (x[a] + x[b]) & 0xffffffff; x[d] = rotl(x[d] ^ x[a], 8)
+        x[c] = (x[c] + x[d]) & 0xffffffff; x[b] = rotl(x[b] ^ x[c], 7)
+
+    x = list(struct.unpack("<4I", b"expand 32-byte k") + struct.unpack("<8I", key) +
+             struct.unpack("<4I", nonce16))
+    for _ in range(10):
+        qr(x, 0, 4, 8, 12); qr(x, 1, 5, 9, 13); qr(x, 2, 6, 10, 14); qr(x, 3, 7, 11, 15)
+        qr(x, 0, 5, 10, 15); qr(x, 1, 6, 11, 12); qr(x, 2, 7, 8, 13); qr(x, 3, 4, 9, 14)
+    return struct.pack("<8I", *(x[0:4] + x[12:16]))
+
+
+def sealed(key, epoch, seq, inner_type, payload):
+    """A SEALED frame: XChaCha20-Poly1305 = ChaCha20-Poly1305 (IETF) under HChaCha20's subkey,
+    nonce = 4 zero bytes || the last 8 of the 24-byte nonce epoch:u64 || seq:u64 || 0:u64."""
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+    nonce = be64(epoch) + be64(seq) + bytes(8)
+    body_len = 1 + len(payload) + 16
+    ad = bytes([0x30]) + struct.pack(">I", body_len)[1:] + bytes([inner_type])
+    ct = ChaCha20Poly1305(hchacha20(key, nonce[:16])).encrypt(bytes(4) + nonce[16:], payload, ad)
+    return ad + ct
 
 
 def main():
@@ -127,6 +158,23 @@ def main():
     got["ack_eof"] = frame(0x21, be64(6))
     got["close"] = frame(0x24, struct.pack(">H", 10) + b"bye")
 
+    # --encrypt and server keys: Ed25519 and XChaCha20-Poly1305 from the cryptography package
+    # (HChaCha20 written out above).
+    try:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+        seed = bytes(range(0xa1, 0xc1))
+        assert doc["sign_seed"] == seed
+        sk = Ed25519PrivateKey.from_private_bytes(seed)
+        got["sign_public"] = sk.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        sig = sk.sign(b"roam/1 s2c SERVER_KEY" + th)
+        got["server_key"] = frame(0x04, got["sign_public"] + sig)
+        got["sealed_data_c2s"] = sealed(k[4], 0, 0, 0x20, b"ping\n")
+        got["sealed_ack_s2c"] = sealed(k[5], req, 0, 0x21, be64(s_recv))
+        print("Ed25519, XChaCha20-Poly1305: checked with the cryptography package")
+    except ImportError:
+        print("Ed25519, XChaCha20-Poly1305: the cryptography package is missing; not checked")
+
     # HMAC-SHA-512-256 (libsodium) is HMAC-SHA-512 truncated, not HMAC over SHA-512/256.
     if "sha512_256" in hashlib.algorithms_available:
         other = hmac.new(c2s, b"roam/1 c2s FINISH" + th, "sha512_256").digest()
@@ -142,7 +190,7 @@ def main():
             print(f"MISMATCH {name}:\n  doc  {doc[name].hex()}\n  here {value.hex()}")
             bad += 1
     unchecked = sorted(set(doc) - set(got) - {"client_secret", "server_secret", "client_random",
-                                              "server_random", "challenge_nonce"})
+                                              "server_random", "challenge_nonce", "sign_seed"})
     if unchecked:
         print("vectors not cross-checked:", ", ".join(unchecked))
     print(f"{len(got) - bad} of {len(got)} vectors match the document")

@@ -3,6 +3,7 @@
 #include <string_view>
 
 #include "core/crypto/crypto.hpp"
+#include "core/session/sealer.hpp"
 
 namespace roam::vectors {
 namespace {
@@ -215,7 +216,35 @@ std::vector<Vector> compute_vectors() {
   add("close", out);
   out.clear();
 
-  (void)text;
+  // --encrypt and server keys (docs/PROTOCOL.md §Encryption, §Server keys). SERVER_KEY as a
+  // server with the fixed key would send it after this transcript; SEALED frames as the client
+  // sends "ping\n" first on path 1 (epoch 0, seq 0) and as the server's ACK (consumed 5) is its
+  // first frame after ACCEPT on path 2 (epoch = request 1, seq 0).
+  const wire::Key seed = sequence<wire::Key>(0xa1);
+  add("sign_seed", seed);
+  const crypto::SignKeyPair id = crypto::sign_keypair_from_seed(seed);
+  add("sign_public", id.public_key);
+  wire::ServerKey sk;
+  sk.public_key = id.public_key;
+  sk.signature = crypto::sign(id, {server_key_label(), th});
+  wire::encode(sk, out);
+  add("server_key", out);
+  out.clear();
+  const wire::Key aead_c2s = crypto::derive(prk, crypto::KeyId::kAeadClientToServer);
+  const wire::Key aead_s2c = crypto::derive(prk, crypto::KeyId::kAeadServerToClient);
+  Sealer c2s_path1;
+  c2s_path1.start(aead_c2s, 0);
+  c2s_path1.seal(wire::FrameType::kData, text(kClientData), out);
+  add("sealed_data_c2s", out);
+  out.clear();
+  Sealer s2c_path2;
+  s2c_path2.start(aead_s2c, request);
+  std::vector<std::uint8_t> ack;
+  wire::encode(wire::Ack{server_received}, ack);
+  s2c_path2.seal(wire::FrameType::kAck, Bytes(ack).subspan(wire::kFrameHeaderSize), out);
+  add("sealed_ack_s2c", out);
+  out.clear();
+
   return v;
 }
 

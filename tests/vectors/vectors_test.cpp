@@ -116,6 +116,19 @@ const std::vector<Vector>& literals() {
      "210000080000000000000006"},
     {"close",
      "24000005000a627965"},
+    {"sign_seed",
+     "a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0"},
+    {"sign_public",
+     "0b47823e71095dd59be78ac271c576ef389f87b64561ab07cf9a4ebcd02d2041"},
+    {"server_key",
+     "040000600b47823e71095dd59be78ac271c576ef389f87b64561ab07cf9a4ebc"
+     "d02d2041ddf3964cd74e6e3cf28b1911945b95d9c47f2d2d292c826103347eb3"
+     "67d038fc27d729877a0ec64b580946c75ab26642ff4ff2e57d88432b8c61f173"
+     "16a94f02"},
+    {"sealed_data_c2s",
+     "3000001620794db7eb8b4da14e1b138ee6cfda0097fd9be575ae"},
+    {"sealed_ack_s2c",
+     "3000001921b2350b27bf124db28ca96ab56a194144bb85775d51eb5d6e"},
   };
   return kVectors;
 }
