@@ -168,7 +168,11 @@ Session::Path& Session::add_path(PathId id, PathRole role, Time now) {
 
 void Session::close_path(Path& p, bool flush) {
   if (active_ && *active_ == p.id) active_.reset();
+  // A challenged attempt that fails takes the old path draining beside it along: the RESPONSE
+  // may have reached the server, which then no longer sends there.
+  const bool drained_by = client_ && p.role == PathRole::kAttempt && p.responded;
   p.role = PathRole::kClosing;
+  if (drained_by) stop_draining();
   const bool frame_started =
       p.hdr_left + p.payload_left > 0 && p.hdr_left < wire::kFrameHeaderSize;
   if (!flush) {
@@ -250,7 +254,7 @@ void Session::attach_server_path(PathId id, Bytes initial, Time now) {
 MutBytes Session::recv_space(PathId id) {
   Path* p = find(id);
   if (p && p->role != PathRole::kClosing && state_ != State::kClosed &&
-      p->decoder.data_remaining() > 0 && data_allowed(*p) && !rx_.fin_received()) {
+      p->decoder.data_remaining() > 0 && receives_data(*p) && !resent_ && !rx_.fin_received()) {
     MutBytes direct = rx_.space(p->decoder.data_remaining());
     if (!direct.empty()) {
       direct_read_ = id;
@@ -329,6 +333,9 @@ void Session::path_failed(Path& p, Time now, const Error& why, bool peer_fault) 
       close_path(p, false);
       check_finished(now);  // it may have been holding back a clean end
       return;
+    case PathRole::kDraining:  // the session already moved on; what it lacks is resent
+      close_path(p, false);
+      return;
   }
 }
 
@@ -361,12 +368,39 @@ bool Session::data_allowed(const Path& p) const {
          (state_ == State::kClientEstablished || state_ == State::kServerEstablished);
 }
 
+bool Session::receives_data(const Path& p) const {
+  return data_allowed(p) || (p.role == PathRole::kDraining && state_ == State::kClientMigrating);
+}
+
+void Session::stop_draining() {
+  for (auto& p : paths_)
+    if (p.role == PathRole::kDraining) close_path(p, false);
+}
+
+// Client after a make-before-break adoption: `n` more positions (DATA bytes, or 1 for FIN) of the
+// server's resend arrived on the new path. Once the resend has caught up with what the old path
+// delivered, ACKs are no longer capped; the one held back is sent now.
+void Session::note_resent(std::uint64_t n, Time now) {
+  if (!resent_) return;
+  *resent_ += n;
+  if (*resent_ < rx_.received()) return;
+  resent_.reset();
+  if (active_ && ack_sent_ != rx_.consumed())
+    if (Path* a = find(*active_); a && data_allowed(*a)) queue_ack(*a, now);
+  check_finished(now);
+}
+
 Result<void> Session::handle_data(Path& p, Bytes payload, Time now) {
   if (p.role == PathRole::kClosing || state_ == State::kClosed) return stop();
-  if (!data_allowed(p)) return fail(Errc::kProtocol, "DATA before the session was established");
+  if (!receives_data(p)) return fail(Errc::kProtocol, "DATA before the session was established");
   last_heard_ = last_progress_ = now;
   suspect_ = false;
-  return rx_.append(payload);
+  if (!resent_ || p.role != PathRole::kActive) return rx_.append(payload);
+  const std::size_t dup = static_cast<std::size_t>(std::min<std::uint64_t>(skip_, payload.size()));
+  skip_ -= dup;
+  if (auto ok = rx_.append(payload.subspan(dup)); !ok) return ok;
+  note_resent(payload.size(), now);
+  return {};
 }
 
 Result<void> Session::handle_sealed(Path& p, const FrameDecoder::Frame& f, Time now) {
@@ -413,7 +447,8 @@ Result<void> Session::handle_frame(Path& p, const FrameDecoder::Frame& f, Time n
 
   // CLOSE ends the session only on the paths where the peer can send it: the server never sends
   // one on a migrate attempt, so there it is treated like any unexpected frame (a failed attempt).
-  if (type == FrameType::kClose && (p.role == PathRole::kActive || p.role == PathRole::kHandshake)) {
+  if (type == FrameType::kClose && (p.role == PathRole::kActive || p.role == PathRole::kHandshake ||
+                                    p.role == PathRole::kDraining)) {
     auto c = wire::parse_close(payload);
     if (!c) return tl::unexpected(c.error());
     close_session(false, Error{Errc::kAborted, "peer closed the session: " + c->reason}, now,
@@ -455,6 +490,7 @@ Result<void> Session::handle_frame(Path& p, const FrameDecoder::Frame& f, Time n
       return fail(Errc::kProtocol, std::string("unexpected ") +
                                        wire::frame_type_name(f.header.type) + " in handshake");
     case PathRole::kActive:
+    case PathRole::kDraining:
       return on_established_frame(p, f, now);
     case PathRole::kAttempt:
       return client_on_migrate_reply(p, f, now);
@@ -477,7 +513,7 @@ Result<void> Session::handle_frame(Path& p, const FrameDecoder::Frame& f, Time n
   return stop();
 }
 
-Result<void> Session::on_established_frame(Path& /*p*/, const FrameDecoder::Frame& f, Time now) {
+Result<void> Session::on_established_frame(Path& p, const FrameDecoder::Frame& f, Time now) {
   using wire::FrameType;
   const Bytes payload = f.bytes.subspan(wire::kFrameHeaderSize);
   last_heard_ = last_progress_ = now;
@@ -493,7 +529,9 @@ Result<void> Session::on_established_frame(Path& /*p*/, const FrameDecoder::Fram
     case FrameType::kFin: {
       auto fin = wire::parse_fin(payload);
       if (!fin) return tl::unexpected(fin.error());
-      return rx_.on_fin(fin->offset);
+      if (auto ok = rx_.on_fin(fin->offset); !ok) return ok;
+      if (p.role == PathRole::kActive) note_resent(1, now);
+      return {};
     }
     default:
       return fail(Errc::kProtocol, std::string("unexpected ") +
@@ -535,10 +573,11 @@ Result<void> Session::client_on_migrate_reply(Path& p, const FrameDecoder::Frame
         return fail(Errc::kBadMac, "CHALLENGE MAC does not verify");
       last_heard_ = now;
       refusals_ = 0;
-      // Commit to this path: the old one (make-before-break) is never read again, so the
-      // position we report now is final.
+      // Commit to this path. The old one (make-before-break) is no longer written, but it is read
+      // until ACCEPT: what the server sent there before our RESPONSE reached it arrives at once
+      // instead of a round trip later, and handle_data() drops the resent copy.
       if (active_) {
-        if (Path* old = find(*active_)) close_path(*old, false);
+        if (Path* old = find(*active_)) old->role = PathRole::kDraining;
         active_.reset();
         state_ = State::kClientMigrating;
         lost_at_ = p.opened;  // make-before-break: the handover started with this attempt
@@ -550,6 +589,7 @@ Result<void> Session::client_on_migrate_reply(Path& p, const FrameDecoder::Frame
                                       c->nonce, crypto::be64(r.received)});
       wire::encode(r, p.ctrl);
       p.responded = true;
+      p.reported = r.received;
       return {};
     }
     case FrameType::kAccept: {
@@ -567,6 +607,14 @@ Result<void> Session::client_on_migrate_reply(Path& p, const FrameDecoder::Frame
       }
       for (auto& other : paths_)
         if (other.id != p.id && other.role == PathRole::kAttempt) close_path(other, false);
+      // The old path is never read again: from here on the server resends from what RESPONSE
+      // named, and whatever the old path delivered past that is dropped from the resend.
+      stop_draining();
+      if (p.reported < rx_.received()) {
+        const std::uint64_t data_end = rx_.received() - (rx_.fin_received() ? 1 : 0);
+        skip_ = data_end > p.reported ? data_end - p.reported : 0;
+        resent_ = p.reported;
+      }
       p.role = PathRole::kActive;
       active_ = p.id;
       state_ = State::kClientEstablished;
@@ -765,7 +813,7 @@ std::size_t Session::credit() const {
 IoSlices Session::poll_transmit(PathId id, Time now) {
   IoSlices out;
   Path* p = find(id);
-  if (!p) return out;
+  if (!p || p->role == PathRole::kDraining) return out;  // read only, never written
   p->plan_ctrl = 0;
   auto add = [&](Bytes b) {
     if (!b.empty() && out.count < IoSlices::kMax) out.slice[out.count++] = b;
@@ -847,7 +895,7 @@ void Session::on_transmitted(PathId id, std::size_t n, Time now) {
 
 bool Session::wants_write(PathId id) const {
   const Path* p = find(id);
-  if (!p) return false;
+  if (!p || p->role == PathRole::kDraining) return false;
   if (p->ctrl_sent < p->ctrl.size() || p->hdr_left + p->payload_left > 0) return true;
   if (!data_allowed(*p)) return false;
   if (tx_.fin_pending()) return true;
@@ -863,9 +911,13 @@ void Session::note_transport_progress(PathId id, Time now) {
 
 // --- application ---------------------------------------------------------------------------
 
+std::uint64_t Session::ack_point() const {
+  return resent_ ? std::min(rx_.consumed(), *resent_) : rx_.consumed();
+}
+
 void Session::queue_ack(Path& p, Time now) {
-  send_frame(p, wire::Ack{rx_.consumed()});
-  ack_sent_ = rx_.consumed();
+  ack_sent_ = ack_point();
+  send_frame(p, wire::Ack{ack_sent_});
   last_sent_ = now;
 }
 
@@ -875,7 +927,7 @@ void Session::maybe_ack(Time now) {
   if (!p || !data_allowed(*p)) return;
   const std::uint64_t threshold = std::max<std::uint64_t>(
       1, std::min<std::uint64_t>(negotiated_.buffer_cap / 4, cfg_.ack_every));
-  if (rx_.consumed() - ack_sent_ >= threshold) queue_ack(*p, now);
+  if (ack_point() > ack_sent_ && ack_point() - ack_sent_ >= threshold) queue_ack(*p, now);
 }
 
 void Session::consume(std::size_t n, Time now) {

@@ -244,6 +244,8 @@ class Session {
     kActive,     // carries the session's data
     kAttempt,    // client: a migrate attempt in progress
     kProbation,  // server: a migrate request awaiting path validation
+    kDraining,   // client, make-before-break: the old path after RESPONSE, read (never written)
+                 // until ACCEPT arrives on the new one, so nothing in flight there is wasted
     kClosing,    // flush what is queued, then close
   };
   struct Path {
@@ -259,6 +261,7 @@ class Session {
     std::uint64_t request = 0;       // migrate request number bound to this path
     wire::Nonce nonce{};             // server: the challenge sent on this path
     bool responded = false;          // client: RESPONSE sent on this attempt
+    std::uint64_t reported = 0;      // client: the received offset that RESPONSE named
     Time opened{};
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
@@ -292,12 +295,19 @@ class Session {
   void lose_active(Time now, const std::string& why);
   void enter_established(Time now);
   void maybe_ack(Time now);
+  // The consumed offset an ACK may name now (capped by resent_, see there).
+  std::uint64_t ack_point() const;
+  void note_resent(std::uint64_t n, Time now);
   void queue_ack(Path& p, Time now);
   void check_finished(Time now);
   void close_session(bool clean, Error err, Time now, bool tell_peer);
   void emit(Event e) { events_.push_back(std::move(e)); }
   Duration probe_delay(Time now) const;
   bool data_allowed(const Path& p) const;
+  // Whether DATA and FIN may arrive on `p`: the active path, or the old one while it drains.
+  bool receives_data(const Path& p) const;
+  // Client: closes the path draining beside a make-before-break attempt, if any.
+  void stop_draining();
   bool path_live(const Path& p) const;
   std::size_t credit() const;
   Duration suspect_after() const;
@@ -327,6 +337,14 @@ class Session {
   Time last_sent_;        // last frame queued on the active path (heartbeat)
   Time lost_at_;          // when the active path was lost (migration latency)
   std::uint64_t ack_sent_ = 0;       // consumed offset last reported to the peer
+  // Client, after a make-before-break adoption: the server resends from the offset our RESPONSE
+  // named (R), but the draining old path may have delivered more since. `skip_` is how many
+  // resent DATA bytes we already hold and drop; `resent_` is how far the server's resend has
+  // reached (R + everything received on the new path), and ACKs never name more than that (the
+  // server would reject an ACK beyond what it sent). Both are idle (skip_ 0, resent_ unset) once
+  // the resend has caught up.
+  std::uint64_t skip_ = 0;
+  std::optional<std::uint64_t> resent_;
   std::uint64_t request_ = 0;        // client: newest request number; server: newest adopted
   int refusals_ = 0;                 // client: REFUSED answers to the newest attempt
   bool connect_request_ = false;
