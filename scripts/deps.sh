@@ -9,6 +9,7 @@ PKGS=(
   clang-14 libclang-rt-14-dev
   iproute2 nftables openssh-server openssh-client socat haproxy netcat-openbsd procps
   python3 python3-cryptography conntrack curl proxychains4 dante-server microsocks
+  tshark  # tests/dissector: captures a session and decodes it with tools/wireshark/roam.lua
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -4,37 +4,11 @@
 
 #include <unistd.h>
 
-#include <cstdio>
-#include <fstream>
-
 #include "itest_util.hpp"
+#include "temp_file.hpp"
 
 namespace roam::itest {
 namespace {
-
-// A temporary file of `n` pattern bytes, removed with the object.
-class TempFile {
- public:
-  TempFile(std::uint64_t n, std::uint64_t seed) {
-    char name[] = "/tmp/roam-lib-example-XXXXXX";
-    const int fd = ::mkstemp(name);
-    if (fd >= 0) ::close(fd);
-    path_ = name;
-    std::ofstream out(path_, std::ios::binary);
-    PatternStream p(seed);
-    std::vector<std::uint8_t> buf(1 << 16);
-    for (std::uint64_t done = 0; done < n; done += buf.size()) {
-      const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), n - done));
-      p.fill(buf.data(), k);
-      out.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(k));
-    }
-  }
-  ~TempFile() { std::remove(path_.c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 TEST(LibraryExamples, HelpSaysHowToUseThem) {
   for (const char* bin : {ROAM_ECHO_SERVER, ROAM_FILE_CLIENT}) {
