@@ -128,7 +128,7 @@ local function conn_state(pinfo)
   local key = fi and fi.value or endpoint(pinfo.src, pinfo.src_port) .. endpoint(pinfo.dst, pinfo.dst_port)
   local st = streams[key]
   if not st then
-    st = { client = nil, next = { c2s = 0, s2c = 0 } }
+    st = { client = nil, next = { c2s = UInt64(0), s2c = UInt64(0) } }
     streams[key] = st
   end
   return st
