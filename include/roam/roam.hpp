@@ -143,7 +143,8 @@ class Connection {
   // Callbacks, all on the loop thread. Unset ones are skipped. Set them in the connect()/accept
   // call's continuation: no callback fires before control returns to the loop.
   struct Handlers {
-    // The handshake completed (client), or right before on_accept (server: already true).
+    // The handshake completed (client only: a server connection reaches on_accept already
+    // established, so this never fires for it).
     std::function<void()> established;
     // New bytes (or the end of stream) arrived. Edge-triggered: read until kWouldBlock (or 0).
     std::function<void()> readable;

@@ -1,7 +1,8 @@
 #!/bin/bash
 # libroam as a downstream user gets it: `cmake --install` into a temporary prefix, then
 # examples/echo_server.cpp compiled with only `pkg-config --cflags --libs roam` (no source-tree
-# include path), run, and checked with the build's roam_file_client over 127.0.0.1.
+# include path), run, and checked with the build's roam_file_client over 127.0.0.1; then the
+# complete example of docs/LIBRARY.md, built and run the same way.
 # usage: pkgconfig_install_test.sh BUILD_DIR SOURCE_DIR CXX
 set -euo pipefail
 build=$1 src=$2 cxx=$3
@@ -35,3 +36,11 @@ addr=${line#listening on }
 head -c 1000000 /dev/urandom >"$tmp/data"
 "$build/examples/roam_file_client" --connect "$addr" --file "$tmp/data" --quiet
 echo "installed example echoed 1000000 bytes exactly"
+
+# docs/LIBRARY.md's complete minimal example, built the same way, must run and print its echo.
+awk '/^```cpp/{f=1;next}/^```/{f=0}f' "$src/docs/LIBRARY.md" >"$tmp/doc_example.cpp"
+# shellcheck disable=SC2046
+"$cxx" -std=c++20 -O1 "$tmp/doc_example.cpp" -o "$tmp/doc_example" $(pkg-config --cflags --libs roam)
+timeout 30 "$tmp/doc_example" 2>/dev/null | grep -qx 'hello, roam (clean end)' ||
+  { echo "docs/LIBRARY.md's example did not print its echo"; exit 1; }
+echo "docs/LIBRARY.md's example builds and runs"
