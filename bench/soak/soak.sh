@@ -11,6 +11,7 @@
 #        bench/roam_loadgen), RATE (bytes/s per session and direction, default 16K), GAP_MIN /
 #        GAP_MAX (seconds between network events, default 2 / 8), OUTAGE_MAX (s, default 8),
 #        SAMPLE_S (daemon RSS/fd sampling period, default 2), HB (heartbeat, default 1s: roam's),
+#        MALLINFO_SO (bench's libroam_mallinfo.so: also sample each daemon's live heap),
 #        KEEP=1 (keep the logs).
 #
 # Checks (exit 0 only if all hold): every session's bytes arrive exact in both directions (each
@@ -18,7 +19,7 @@
 # duplication and reordering are caught where they happen, and at the end each side's received
 # count equals the other's sent count); every session is alive until the end of the run and ends
 # cleanly; all four daemons are still running; their VmRSS and open descriptors are flat (at the
-# end no higher than in the first half of the run, + slack). Prints a summary: sessions, bytes each way, network events by kind,
+# end no higher than in the first three quarters of the run, + slack). Prints a summary: sessions, bytes each way, network events by kind,
 # migrations, errors, and RSS/fd start/max/end per daemon.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -55,17 +56,21 @@ rnd_s() { local t=$(( $1 * 10 + RANDOM % (($2 - $1) * 10 + 1) )); RS=$((t / 10))
 HALF=$((SESSIONS / 2))
 tb_nat_on
 tb_cell_down
+# With MALLINFO_SO (bench's libroam_mallinfo.so) each daemon also reports its live heap.
+heap_env() {
+  if [ -n "${MALLINFO_SO:-}" ]; then echo "LD_PRELOAD=$MALLINFO_SO ROAM_MALLINFO_FILE=$WORK/$1.mallinfo"; fi
+}
 # Daemons at roam's defaults (wait 10m) except the heartbeat.
 tb_srv "$LOADGEN" serve --listen 0.0.0.0:9000 --rate "$RATE" --report "$WORK/server.report" \
   2>"$WORK/loadgen_srv.log" &
 PIDS+=($!); LG_SRV=$!
-tb_srv "$ROAM" server --listen 0.0.0.0:7000 --forward 127.0.0.1:9000 --heartbeat "$HB" 2>"$WORK/server.log" &
+tb_srv env $(heap_env server) "$ROAM" server --listen 0.0.0.0:7000 --forward 127.0.0.1:9000 --heartbeat "$HB" 2>"$WORK/server.log" &
 PIDS+=($!); SRV=$!
-tb_prx "$ROAM" proxy --listen 0.0.0.0:1080 --allow-dest $TB_SRV_NET.0/24 --heartbeat "$HB" 2>"$WORK/proxy.log" &
+tb_prx env $(heap_env proxy) "$ROAM" proxy --listen 0.0.0.0:1080 --allow-dest $TB_SRV_NET.0/24 --heartbeat "$HB" 2>"$WORK/proxy.log" &
 PIDS+=($!); PRX=$!
-tb_mob "$ROAM" connect $TB_SERVER:7000 --local 127.0.0.1:8000 --heartbeat "$HB" 2>"$WORK/connect.log" &
+tb_mob env $(heap_env connect) "$ROAM" connect $TB_SERVER:7000 --local 127.0.0.1:8000 --heartbeat "$HB" 2>"$WORK/connect.log" &
 PIDS+=($!); CLI=$!
-tb_mob "$ROAM" socks --proxy $TB_PROXY:1080 --listen 127.0.0.1:1080 --heartbeat "$HB" 2>"$WORK/socks.log" &
+tb_mob env $(heap_env socks) "$ROAM" socks --proxy $TB_PROXY:1080 --listen 127.0.0.1:1080 --heartbeat "$HB" 2>"$WORK/socks.log" &
 PIDS+=($!); AGT=$!
 wait_for "grep -qs 'listening on' '$WORK/loadgen_srv.log' && grep -qs 'listening on' '$WORK/server.log' && grep -qs 'listening on' '$WORK/proxy.log' && grep -qs 'listening on' '$WORK/connect.log' && grep -qs 'listening on' '$WORK/socks.log'" 10 "the daemons"
 # `ip netns exec` forks: the daemons are its children (sampled and stopped by these PIDs).
@@ -83,7 +88,7 @@ tb_mob "$LOADGEN" connect --socks 127.0.0.1:1080 --to $TB_SERVER:9000 --sessions
 PIDS+=($!); LG_S=$!
 log "$SESSIONS sessions starting ($HALF Migrate, $((SESSIONS - HALF)) MSOCKS), $RATE/s each way each"
 
-# Daemon memory and descriptors every SAMPLE_S seconds: "t name rss_kib fds".
+# Daemon memory and descriptors every SAMPLE_S seconds: "t name rss_kib fds heap_kib|-".
 sample() {
   local name pid rss fds t
   while :; do
@@ -92,7 +97,8 @@ sample() {
       pid=${name#*:}
       rss=$(awk '/^VmRSS:/{print $2}' /proc/$pid/status 2>/dev/null) || continue
       fds=$(ls /proc/$pid/fd 2>/dev/null | wc -l)
-      echo "$t ${name%%:*} ${rss:-0} $fds"
+      heap=$(awk '{print int($1 / 1024)}' "$WORK/${name%%:*}.mallinfo" 2>/dev/null)
+      echo "$t ${name%%:*} ${rss:-0} $fds ${heap:--}"
     done >> "$WORK/samples"
     sleep "$SAMPLE_S"
   done
@@ -187,27 +193,28 @@ cat "$WORK"/{connect,socks,server,proxy}.log | grep -E ' (warning|error): ' | se
 [ $DAEMONS_ALIVE -eq 0 ] || { echo "  a daemon died"; FAIL=1; }
 # RSS and fds: start = the first sample after a warm-up (a quarter of the run, at most 60 s: every
 # session is up), end = the last sample while the streams still ran, after = once every session
-# ended. Buffers grow to what the events ask of them (an outage fills retention), so the check is
-# steady state: end ≤ the highest value of the first half of the run + slack (a leak keeps growing).
+# ended. Buffers grow to what the events ask of them (back-to-back outages fill retention and the
+# rings keep their size while the stream is busy), so the check is steady state: end ≤ the highest
+# value of the first three quarters of the run + slack (a leak keeps growing in the last quarter).
 WARM=$(( DURATION / 4 < 60 ? DURATION / 4 : 60 ))
-echo "  daemon      RSS KiB start / max / end / after-close  (1st-half max)    fds start / max / end / after-close"
+echo "  daemon      RSS KiB start / max / end / after-close  (3/4 max)   fds start / max / end / after-close   heap KiB start / end / after-close"
 for d in server proxy connect socks; do
   awk -v d=$d -v dur="$DURATION" -v warm="$WARM" '
     $2 == d {
-      if ($1 <= dur / 2) { if ($3 > rh) rh = $3; if ($4 > fh) fh = $4 }
+      if ($1 <= dur * 3 / 4) { if ($3 > rh) rh = $3; if ($4 > fh) fh = $4 }
       if ($1 < warm) next
-      if (!s) { s = 1; r0 = $3; f0 = $4 }
+      if (!s) { s = 1; r0 = $3; f0 = $4; h0 = $5 }
       if ($3 > rm) rm = $3; if ($4 > fm) fm = $4
-      if ($1 <= dur) { r1 = $3; f1 = $4 }
-      r2 = $3; f2 = $4
+      if ($1 <= dur) { r1 = $3; f1 = $4; h1 = $5 }
+      r2 = $3; f2 = $4; h2 = $5
     }
     END {
       flat = (r1 <= rh + 2048 + rh / 20) && (f1 <= fh + 4)
-      printf "  %-8s %8d / %6d / %6d / %6d  (%6d) %s   %5d / %5d / %5d / %5d\n", d, r0, rm, r1, r2, rh,
-             flat ? "flat " : "GROWS", f0, fm, f1, f2
+      printf "  %-8s %8d / %6d / %6d / %6d  (%6d) %s   %5d / %5d / %5d / %5d   %6s / %6s / %6s\n", d, r0, rm, r1, r2, rh,
+             flat ? "flat " : "GROWS", f0, fm, f1, f2, h0, h1, h2
       exit !flat
     }' "$WORK/samples" || FAIL=1
 done
-echo "  (start = ${WARM}s in; samples every ${SAMPLE_S}s in $WORK/samples; flat: end ≤ first-half max + 2 MiB + 5% RSS, + 4 fds)"
+echo "  (start = ${WARM}s in; samples every ${SAMPLE_S}s in $WORK/samples; flat: end ≤ max of the first 3/4 + 2 MiB + 5% RSS, + 4 fds)"
 if [ $FAIL -eq 0 ]; then echo "soak: PASS"; else echo "soak: FAIL (KEEP=1 keeps the logs)"; fi
 exit $FAIL
