@@ -63,7 +63,7 @@ heap_env() {
 # Daemons at roam's defaults (wait 10m) except the heartbeat.
 tb_srv "$LOADGEN" serve --listen 0.0.0.0:9000 --rate "$RATE" --report "$WORK/server.report" \
   2>"$WORK/loadgen_srv.log" &
-PIDS+=($!); LG_SRV=$!
+PIDS+=($!)
 tb_srv env $(heap_env server) "$ROAM" server --listen 0.0.0.0:7000 --forward 127.0.0.1:9000 --heartbeat "$HB" 2>"$WORK/server.log" &
 PIDS+=($!); SRV=$!
 tb_prx env $(heap_env proxy) "$ROAM" proxy --listen 0.0.0.0:1080 --allow-dest $TB_SRV_NET.0/24 --heartbeat "$HB" 2>"$WORK/proxy.log" &
