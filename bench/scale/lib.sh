@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by bench/soak/soak.sh and bench/scale/*.sh (source it): the binaries under test, the
 # processes a script started, waiting with a deadline. Sets ROOT, BUILD, ROAM, LOADGEN, WORK, PIDS.
 #
