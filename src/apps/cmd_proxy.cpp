@@ -1,4 +1,5 @@
 #include "apps/cmd_proxy.hpp"
+#include "apps/config.hpp"
 
 #include <cstdlib>
 
@@ -20,6 +21,36 @@ core::socks5::CidrList cidr_list(const std::vector<std::string>& texts, const ch
   return l;
 }
 
+// SIGHUP: the access rules again, each from the command line if given there, else from the
+// config file read anew (a key removed from the file falls back to the default). A bad file or
+// value is an error naming its line; nothing is applied then.
+core::Result<io::ProxyConfig> reloaded_rules(const ProxyFlags& f) {
+  const ConfigFile& file = ConfigFile::instance();
+  auto values = file.reload("proxy");
+  if (!values) return tl::make_unexpected(values.error());
+  io::ProxyConfig r;
+  auto pick = [&](const char* key, const std::vector<std::string>& flag, std::string& origin) {
+    origin.clear();
+    if (file.from_command_line(key)) return flag;
+    auto it = values->find(key);
+    if (it == values->end()) return std::vector<std::string>{};
+    origin = it->second.origin + ": ";
+    return it->second.inputs;
+  };
+  std::string origin;
+  try {
+    r.allow_client = cidr_list(pick("allow-client", f.allow_client, origin), "--allow-client");
+    r.allow_dest = cidr_list(pick("allow-dest", f.allow_dest, origin), "--allow-dest");
+    r.deny_dest = cidr_list(pick("deny-dest", f.deny_dest, origin), "--deny-dest");
+  } catch (const CLI::ValidationError& e) {
+    return core::fail(core::Errc::kMalformed, origin + e.what());
+  }
+  const auto users = pick("users", {f.users}, origin);
+  r.users_file = users.empty() ? std::string() : users.front();
+  reload_log_level(*values);
+  return r;
+}
+
 }  // namespace
 
 CLI::App* add_proxy_command(CLI::App& app, ProxyFlags& f) {
@@ -37,7 +68,10 @@ CLI::App* add_proxy_command(CLI::App& app, ProxyFlags& f) {
       "  roam proxy --listen 0.0.0.0:1080\n"
       "  roam proxy --listen 0.0.0.0:1080 --users /etc/roam/users --deny-dest 10.0.0.0/8\n"
       "  curl --socks5-hostname proxy.example:1080 https://example.com/\n"
-      "SIGHUP re-reads the users file.");
+      "Every option can also come from a TOML file (--config /etc/roam/proxy.toml; see man roam).\n"
+      "SIGHUP reloads the access rules (--allow-client, --allow-dest, --deny-dest, --users) and\n"
+      "--log-level from the config file and re-reads the users file: new connections get the new\n"
+      "rules, established sessions keep going; a bad file is logged and the old rules stay.");
   cmd->add_option("--listen", f.listen, "Address to accept SOCKS5 clients on (ADDR:PORT or [v6]:PORT)")
       ->required();
   cmd->add_option("--allow-client", f.allow_client,
@@ -90,6 +124,7 @@ int run_proxy(const ProxyFlags& f) {
   cfg.users_file = f.users;
   cfg.allow_roam = !f.no_roam;
   io::raise_nofile_limit();
+  block_signals();  // before the resolver's threads start
 
   io::Loop loop;
   io::Proxy proxy(loop, cfg);
@@ -101,10 +136,13 @@ int run_proxy(const ProxyFlags& f) {
         loop.at(loop.now() + std::chrono::milliseconds(300), [&] { loop.stop(); });
       },
       [&] {
-        if (auto ok = proxy.reload(); !ok)
+        auto rules = reloaded_rules(f);
+        auto ok = rules ? proxy.reload(&*rules) : core::Result<void>(tl::make_unexpected(rules.error()));
+        if (!ok)
           spdlog::error("SIGHUP: keeping the old rules: {}", ok.error().detail);
         else
-          spdlog::info("SIGHUP: access rules reloaded");
+          spdlog::info("SIGHUP: access rules reloaded{}; established sessions keep going",
+                       ConfigFile::instance().path().empty() ? "" : " from " + ConfigFile::instance().path());
       });
   if (auto ok = proxy.start(); !ok) {
     spdlog::error("{}", ok.error().detail);
@@ -140,6 +178,7 @@ int run_socks(const SocksFlags& f) {
     cfg.credentials = up;
   }
   io::raise_nofile_limit();
+  block_signals();  // before the resolver's threads start
 
   io::Loop loop;
   io::SocksAgent agent(loop, cfg);

@@ -1,5 +1,6 @@
 #include <spdlog/spdlog.h>
 
+#include "apps/config.hpp"
 #include "apps/options.hpp"
 #include "io/server.hpp"
 
@@ -15,6 +16,7 @@ int run_server(const std::string& listen, const std::string& forward, const Sess
   cfg.forward = *f;
   cfg.session = session_config(flags);
   io::raise_nofile_limit();
+  block_signals();  // before any thread starts (the observer's)
 
   io::Loop loop;
   io::Server server(loop, cfg);
@@ -25,7 +27,14 @@ int run_server(const std::string& listen, const std::string& forward, const Sess
         server.abort_all("server shutting down");
         loop.at(loop.now() + std::chrono::milliseconds(300), [&] { loop.stop(); });
       },
-      [&] { spdlog::info("SIGHUP: nothing to reload (roam server has no access rules)"); });
+      [&] {
+        // The target, listener and session settings stay (changing them would break sessions);
+        // SIGHUP re-reads only --log-level from the config file.
+        if (auto v = ConfigFile::instance().reload("server"); !v)
+          spdlog::error("SIGHUP: keeping the old log level: {}", v.error().detail);
+        else
+          reload_log_level(*v);
+      });
   if (auto ok = server.start(); !ok) {
     spdlog::error("{}", ok.error().detail);
     return 1;

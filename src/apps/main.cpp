@@ -5,8 +5,10 @@
 #include <spdlog/spdlog.h>
 
 #include "apps/cmd_proxy.hpp"
+#include "apps/config.hpp"
 #include "apps/demo.hpp"
 #include "apps/options.hpp"
+#include "apps/version.hpp"
 #include "core/crypto/crypto.hpp"
 
 int main(int argc, char** argv) {
@@ -18,10 +20,11 @@ int main(int argc, char** argv) {
       "where they were (no byte lost, duplicated or reordered).",
       "roam"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "roam 0.1.0");
+  app.set_version_flag("--version", roam::apps::version_text());
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (logs go to stderr)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
 
   SessionFlags server_flags;
   std::string listen, forward;
@@ -64,9 +67,10 @@ int main(int argc, char** argv) {
   auto* demo = add_demo_command(app, demo_flags);
 
   try {
+    ConfigFile::instance().attach(app);  // after every subcommand: --config on each of them
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 2;  // --help/--version: 0; any usage error: 2 (SPEC)
   }
   setup_logging(log_level);
   if (!roam::core::crypto::init()) {
@@ -80,7 +84,7 @@ int main(int argc, char** argv) {
     if (socks->parsed()) return run_socks(socks_flags);
     if (demo->parsed()) return run_demo(demo_flags);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "roam: %s: %s\n", e.get_name().c_str(), e.what());
+    std::fprintf(stderr, "roam: %s%s\n", config_context(e.what()).c_str(), e.what());
     return 2;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());

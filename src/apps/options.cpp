@@ -117,13 +117,25 @@ void setup_logging(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
 }
 
-void install_signals(io::Loop& loop, std::function<void()> on_term, std::function<void()> on_hup) {
-  std::signal(SIGPIPE, SIG_IGN);
+namespace {
+sigset_t daemon_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
+  return set;
+}
+}  // namespace
+
+void block_signals() {
+  const sigset_t set = daemon_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+void install_signals(io::Loop& loop, std::function<void()> on_term, std::function<void()> on_hup) {
+  std::signal(SIGPIPE, SIG_IGN);
+  const sigset_t set = daemon_signals();
   sigprocmask(SIG_BLOCK, &set, nullptr);
   const int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (fd < 0) return;

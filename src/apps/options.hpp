@@ -30,6 +30,10 @@ core::SessionConfig session_config(const SessionFlags& flags);
 // Sets spdlog to stderr with the given level ("trace".."off").
 void setup_logging(const std::string& level);
 
+// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and in every thread it starts later, so
+// that they reach install_signals()' signalfd and never kill the process through a worker thread
+// (whose default action would). Call it before anything starts a thread (a Resolver, a server).
+void block_signals();
 // SIGTERM/SIGINT call `on_term`, SIGHUP calls `on_hup`; SIGPIPE is ignored.
 void install_signals(io::Loop& loop, std::function<void()> on_term, std::function<void()> on_hup);
 

@@ -137,19 +137,28 @@ Proxy::~Proxy() {
   if (pending_timer_) loop_.cancel(pending_timer_);
 }
 
-core::Result<void> Proxy::reload() {
-  if (!cfg_.users_file.empty()) {
-    std::ifstream in(cfg_.users_file);
-    if (!in) return core::fail(core::Errc::kMalformed, "cannot read users file " + cfg_.users_file);
+core::Result<void> Proxy::reload(const ProxyConfig* rules) {
+  const ProxyConfig& r = rules ? *rules : cfg_;
+  std::optional<socks5::Users> users;
+  if (!r.users_file.empty()) {
+    std::ifstream in(r.users_file);
+    if (!in) return core::fail(core::Errc::kMalformed, "cannot read users file " + r.users_file);
     std::stringstream ss;
     ss << in.rdbuf();
     auto u = socks5::Users::parse(ss.str());
-    if (!u) return core::fail(core::Errc::kMalformed, cfg_.users_file + ": " + u.error().detail);
+    if (!u) return core::fail(core::Errc::kMalformed, r.users_file + ": " + u.error().detail);
     if (u->size() == 0)
-      return core::fail(core::Errc::kMalformed, cfg_.users_file + ": no users (a proxy requiring "
-                                                                 "authentication nobody can pass)");
-    users_ = std::move(*u);
+      return core::fail(core::Errc::kMalformed, r.users_file + ": no users (a proxy requiring "
+                                                              "authentication nobody can pass)");
+    users = std::move(*u);
   }
+  if (rules) {
+    cfg_.allow_client = rules->allow_client;
+    cfg_.allow_dest = rules->allow_dest;
+    cfg_.deny_dest = rules->deny_dest;
+    cfg_.users_file = rules->users_file;
+  }
+  users_ = std::move(users);
   policy_ = socks5::Policy(cfg_.allow_client, cfg_.allow_dest, cfg_.deny_dest, own_addresses());
   return {};
 }

@@ -63,8 +63,12 @@ class Proxy {
   // Loads the users file, learns the host's own addresses, binds and starts accepting; logs
   // "listening on ADDR:PORT".
   core::Result<void> start();
-  // SIGHUP: re-reads the users file and the host's addresses (a bad file keeps the old rules).
-  core::Result<void> reload();
+  // SIGHUP: re-reads the users file and the host's addresses; with `rules`, its access rules
+  // (allow_client, allow_dest, deny_dest, users_file; its other fields are ignored) replace the
+  // current ones. They apply to connections accepted and CONNECTs asked from then on; sessions
+  // and splices already established keep going. On error (users file unreadable, malformed or
+  // empty) nothing changes.
+  core::Result<void> reload(const ProxyConfig* rules = nullptr);
   std::string bound() const { return listener_.bound(); }
   std::size_t connection_count() const { return pending_.size() + connects_.size() + pairs_.size() + roams_.size(); }
   void abort_all(const std::string& why);
