@@ -1,20 +1,26 @@
 // The Wireshark dissector (tools/wireshark/roam.lua) on a real capture: tshark records lo while
-// roam_file_client talks to roam_echo_server through a CutRelay that is cut once (so the session
+// a libroam client talks to roam_echo_server through a CutRelay that is cut once (so the session
 // migrates); tshark then decodes the file with the dissector, and the test checks that the
 // handshake, the migrate request (token, request number) and the resume offsets come out by name.
 #include <gtest/gtest.h>
+#include <roam/roam.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <condition_variable>
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "itest_util.hpp"
-#include "temp_file.hpp"
 
 namespace roam::itest {
 namespace {
@@ -60,6 +66,7 @@ class Capture {
         out_.write(buf, n);
         out_.flush();
         bytes_ += static_cast<std::size_t>(n);
+        parse(buf, static_cast<std::size_t>(n));
         cv_.notify_all();
       }
       ::close(fd);
@@ -72,16 +79,21 @@ class Capture {
 
   // Connects to the port (and closes) until a packet shows up in the capture, or the deadline.
   bool wait_live(std::uint16_t port, std::chrono::milliseconds timeout) {
-    const auto deadline = Clock::now() + timeout;
+    return wait_growth(port, kPcapHeader, timeout);
+  }
+  // Makes sure every packet sent so far is in the file: packets come out in order, so once the
+  // SYN of a probe connection made now has come out, so has everything before it.
+  bool sync(std::uint16_t port, std::chrono::milliseconds timeout) {
+    const int fd = connect_loopback(port);
+    if (fd < 0) return false;
+    sockaddr_in local{};
+    socklen_t len = sizeof local;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
+    ::close(fd);
+    const std::uint16_t probe = ntohs(local.sin_port);
     std::unique_lock<std::mutex> lk(mu_);
-    while (bytes_ <= kPcapHeader && !eof_ && Clock::now() < deadline) {
-      lk.unlock();
-      const int fd = connect_loopback(port);
-      if (fd >= 0) ::close(fd);
-      lk.lock();
-      cv_.wait_for(lk, milliseconds(50), [&] { return bytes_ > kPcapHeader || eof_; });
-    }
-    return bytes_ > kPcapHeader;
+    return cv_.wait_for(lk, timeout, [&] { return source_ports_.count(probe) > 0 || eof_; }) &&
+           source_ports_.count(probe) > 0;
   }
   // Stops tshark and waits until everything it wrote is in the file.
   void finish() {
@@ -94,7 +106,53 @@ class Capture {
   std::string log() const { return proc_.log(); }
 
  private:
+  // Probes the port until the capture holds more than `past` bytes, or the deadline.
+  bool wait_growth(std::uint16_t port, std::size_t past, std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    std::unique_lock<std::mutex> lk(mu_);
+    while (bytes_ <= past && !eof_ && Clock::now() < deadline) {
+      lk.unlock();
+      const int fd = connect_loopback(port);
+      if (fd >= 0) ::close(fd);
+      lk.lock();
+      cv_.wait_for(lk, milliseconds(50), [&] { return bytes_ > past || eof_; });
+    }
+    return bytes_ > past;
+  }
+
+  // Follows the pcap stream (little-endian pcap, Ethernet link type as tshark writes for lo) and
+  // notes the TCP source port of every IPv4 packet.
+  void parse(const char* data, std::size_t n) {
+    pending_.insert(pending_.end(), data, data + n);
+    std::size_t at = header_done_ ? 0 : kPcapHeader;
+    if (!header_done_ && pending_.size() < kPcapHeader) return;
+    header_done_ = true;
+    auto le32 = [&](std::size_t i) {
+      return static_cast<std::uint32_t>(static_cast<std::uint8_t>(pending_[i])) |
+             static_cast<std::uint32_t>(static_cast<std::uint8_t>(pending_[i + 1])) << 8 |
+             static_cast<std::uint32_t>(static_cast<std::uint8_t>(pending_[i + 2])) << 16 |
+             static_cast<std::uint32_t>(static_cast<std::uint8_t>(pending_[i + 3])) << 24;
+    };
+    auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(pending_[i]); };
+    while (pending_.size() - at >= 16) {
+      const std::size_t incl = le32(at + 8);
+      if (pending_.size() - at - 16 < incl) break;
+      const std::size_t p = at + 16;
+      if (incl >= 14 + 20 + 4 && byte(p + 12) == 0x08 && byte(p + 13) == 0x00 &&
+          byte(p + 14 + 9) == 6) {
+        const std::size_t tcp = p + 14 + (byte(p + 14) & 0xf) * 4u;
+        if (tcp + 2 <= p + incl)
+          source_ports_.insert(static_cast<std::uint16_t>(byte(tcp) << 8 | byte(tcp + 1)));
+      }
+      at = p + incl;
+    }
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(at));
+  }
+
   static constexpr std::size_t kPcapHeader = 24;  // pcap global header; records follow
+  std::vector<char> pending_;
+  bool header_done_ = false;
+  std::set<std::uint16_t> source_ports_;
   std::ofstream out_;
   Process proc_;
   std::mutex mu_;
@@ -116,7 +174,6 @@ class Dissector : public ::testing::Test {
 
 TEST_F(Dissector, DecodesHandshakeMigrateAndResumeFromACapture) {
   DumpOnFailure dump;
-  TempFile data(512 * 1024, 0xd15);  // small: a fast loopback flood would overrun the capture
   char pcap_name[] = "/tmp/roam-dissector-XXXXXX";
   const int pfd = ::mkstemp(pcap_name);
   ASSERT_GE(pfd, 0);
@@ -152,14 +209,40 @@ TEST_F(Dissector, DecodesHandshakeMigrateAndResumeFromACapture) {
                  << capture->log();
 
   RelayThread relay(port);
-  auto client = std::make_shared<Process>(std::vector<std::string>{
-      ROAM_FILE_CLIENT, "--connect", loopback_ep(relay.port()), "--file", data.path(),
-      "--heartbeat", "200ms", "--migrations", "1"});
-  dump.add(client);
-  ASSERT_TRUE(client->wait_for("session established"));
+  // The client is libroam in process, so the cut comes at a known stream position: 64 KiB sent
+  // and its echo read in full, then the cut, then 64 KiB more. Both sides then resume from 65536.
+  constexpr std::size_t kHalf = 64 * 1024;
+  std::vector<std::uint8_t> data(2 * kHalf), echo;
+  PatternStream(0xd15).fill(data.data(), data.size());
+  roam::Context ctx;
+  ASSERT_TRUE(ctx.start());
+  roam::ConnectOptions co;
+  co.heartbeat = std::chrono::milliseconds(200);
+  co.watch_network = false;
+  auto s = roam::Stream::connect(ctx, loopback_ep(relay.port()), co);
+  ASSERT_TRUE(s) << s.error().message;
+  auto read_until = [&](std::size_t total) {
+    std::uint8_t buf[16384];
+    while (echo.size() < total) {
+      auto r = s->read(buf);
+      if (!r || *r == 0) return false;
+      echo.insert(echo.end(), buf, buf + *r);
+    }
+    return true;
+  };
+  ASSERT_TRUE(s->write_all(std::span(data).first(kHalf)));
+  ASSERT_TRUE(read_until(kHalf));
   ASSERT_GE(relay.cut(), 1u);
-  ASSERT_TRUE(client->wait_for("1 of 1 migrations", seconds(30)));
-  ASSERT_EQ(client->wait_exit(seconds(60)), 0);
+  ASSERT_GE(s->wait_migrations(1), 1u);
+  ASSERT_TRUE(s->write_all(std::span(data).subspan(kHalf)));
+  s->shutdown();
+  ASSERT_TRUE(read_until(data.size()));
+  EXPECT_TRUE(echo == data);
+  std::uint8_t end[1];
+  auto eof = s->read(end);  // reading the end of stream is what lets the session end cleanly
+  ASSERT_TRUE(eof && *eof == 0);
+  EXPECT_TRUE(s->wait_closed().clean);
+  ASSERT_TRUE(capture->sync(port, seconds(20))) << "the capture stopped: " << capture->log();
   capture->finish();  // SIGTERM: tshark writes out what it captured and exits
 
   const std::string lua = std::string("lua_script:") + ROAM_DISSECTOR;
@@ -195,8 +278,23 @@ TEST_F(Dissector, DecodesHandshakeMigrateAndResumeFromACapture) {
        "-T", "fields", "-e", "roam.type", "-e", "roam.received"},
       status);
   ASSERT_EQ(status, 0) << resume;
-  EXPECT_NE(resume.find("0x12"), std::string::npos) << resume;  // RESPONSE
-  EXPECT_NE(resume.find("0x13"), std::string::npos) << resume;  // ACCEPT
+  // One line per packet: "types<TAB>received" (an ACK may share ACCEPT's packet: "0x13,0x21").
+  EXPECT_NE(resume.find("0x12\t65536\n"), std::string::npos) << resume;  // RESPONSE: client holds 64 KiB
+  EXPECT_NE(resume.find("0x13"), std::string::npos) << resume;             // ACCEPT: server holds 64 KiB
+  std::istringstream lines(resume);
+  int n = 0;
+  for (std::string line; std::getline(lines, line); ++n)
+    EXPECT_TRUE(line.size() > 6 && line.substr(line.size() - 6) == "\t65536") << line;
+  EXPECT_EQ(n, 2) << resume;
+  // The DATA after the migration continues at that offset, in both directions.
+  const std::string resumed_data = run_stdout(
+      {tshark_, "-r", pcap, "-X", lua, "-d", decode_as, "-Y", "roam.data.offset == 65536", "-T",
+       "fields", "-e", "tcp.srcport"},
+      status);
+  ASSERT_EQ(status, 0) << resumed_data;
+  EXPECT_NE(resumed_data.find(std::to_string(port)), std::string::npos)
+      << "no server DATA at offset 65536: " << resumed_data;
+  EXPECT_GE(std::count(resumed_data.begin(), resumed_data.end(), '\n'), 2) << resumed_data;
 }
 
 }  // namespace
