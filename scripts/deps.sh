@@ -6,6 +6,7 @@ PKGS=(
   build-essential cmake pkg-config git
   libsodium-dev libmnl-dev libexpected-dev libcli11-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcpp-httplib-dev chromium  # --metrics HTTP server; the status page's browser test
   libtomlplusplus-dev groff-base  # --config files; man page rendering test
   clang-14 libclang-rt-14-dev
   iproute2 nftables openssh-server openssh-client socat haproxy netcat-openbsd procps

@@ -1,5 +1,6 @@
 #include <spdlog/spdlog.h>
 
+#include "apps/observe.hpp"
 #include "apps/options.hpp"
 #include "io/client.hpp"
 
@@ -27,6 +28,7 @@ int run_connect(const std::string& target, const std::string& port_arg, const st
   cfg.policy = path_policy(path);
 
   io::Loop loop;
+  Observer observer(loop, flags, "connect");
   if (!local.empty()) {
     auto l = io::parse_endpoint(local, "127.0.0.1", /*listener=*/true);
     if (!l) throw CLI::ValidationError("--local", l.error().detail);
@@ -44,6 +46,7 @@ int run_connect(const std::string& target, const std::string& port_arg, const st
       spdlog::error("{}", ok.error().detail);
       return 1;
     }
+    if (!observer.start(fwd.bound())) return 1;
     loop.run();
     return 0;
   }
@@ -53,6 +56,7 @@ int run_connect(const std::string& target, const std::string& port_arg, const st
       [&] {
         if (client.driver()) client.driver()->migrate_now();
       });
+  if (!observer.start("stdio")) return 1;
   client.start();
   loop.run();
   if (client.exit_status() == 1 && client.driver())

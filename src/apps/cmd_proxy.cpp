@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "apps/observe.hpp"
 #include "io/proxy.hpp"
 #include "io/socks_agent.hpp"
 
@@ -128,6 +129,7 @@ int run_proxy(const ProxyFlags& f) {
 
   io::Loop loop;
   io::Proxy proxy(loop, cfg);
+  Observer observer(loop, f.session, "proxy");
   install_signals(
       loop,
       [&] {
@@ -148,6 +150,7 @@ int run_proxy(const ProxyFlags& f) {
     spdlog::error("{}", ok.error().detail);
     return 1;
   }
+  if (!observer.start(proxy.bound())) return 1;
   loop.run();
   return 0;
 }
@@ -182,6 +185,7 @@ int run_socks(const SocksFlags& f) {
 
   io::Loop loop;
   io::SocksAgent agent(loop, cfg);
+  Observer observer(loop, f.session, "socks");
   install_signals(
       loop,
       [&] {
@@ -194,6 +198,7 @@ int run_socks(const SocksFlags& f) {
     spdlog::error("{}", ok.error().detail);
     return 1;
   }
+  if (!observer.start(agent.bound())) return 1;
   loop.run();
   return 0;
 }

@@ -1,6 +1,7 @@
 #include <spdlog/spdlog.h>
 
 #include "apps/config.hpp"
+#include "apps/observe.hpp"
 #include "apps/options.hpp"
 #include "io/server.hpp"
 
@@ -20,6 +21,7 @@ int run_server(const std::string& listen, const std::string& forward, const Sess
 
   io::Loop loop;
   io::Server server(loop, cfg);
+  Observer observer(loop, flags, "server");
   install_signals(
       loop,
       [&] {
@@ -39,6 +41,7 @@ int run_server(const std::string& listen, const std::string& forward, const Sess
     spdlog::error("{}", ok.error().detail);
     return 1;
   }
+  if (!observer.start(server.bound())) return 1;
   loop.run();
   return 0;
 }

@@ -7,6 +7,7 @@
 #include "apps/cmd_proxy.hpp"
 #include "apps/config.hpp"
 #include "apps/demo.hpp"
+#include "apps/observe.hpp"
 #include "apps/options.hpp"
 #include "apps/version.hpp"
 #include "core/crypto/crypto.hpp"
@@ -65,6 +66,8 @@ int main(int argc, char** argv) {
 
   DemoFlags demo_flags;
   auto* demo = add_demo_command(app, demo_flags);
+  StatusFlags status_flags;
+  auto* status = add_status_command(app, status_flags);
 
   try {
     ConfigFile::instance().attach(app);  // after every subcommand: --config on each of them
@@ -83,6 +86,7 @@ int main(int argc, char** argv) {
     if (proxy->parsed()) return run_proxy(proxy_flags);
     if (socks->parsed()) return run_socks(socks_flags);
     if (demo->parsed()) return run_demo(demo_flags);
+    if (status->parsed()) return run_status(status_flags);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "roam: %s%s\n", config_context(e.what()).c_str(), e.what());
     return 2;

@@ -67,6 +67,14 @@ void add_session_flags(CLI::App& cmd, SessionFlags& flags) {
                  "keeps for resume. A full buffer pauses the local reader (backpressure). "
                  "E.g. 64K, 8M")
       ->capture_default_str();
+  cmd.add_option("--metrics", flags.metrics,
+                 "Serve Prometheus metrics (/metrics), a JSON snapshot (/status.json) and a live "
+                 "status page (/) over HTTP on ADDR:PORT, e.g. 127.0.0.1:9100 (port 0: any free "
+                 "port, logged). No authentication: keep it on loopback or a management network");
+  cmd.add_option("--control-dir", flags.control_dir,
+                 "Directory of the control socket that `roam status` reads (default: "
+                 "$ROAM_RUNTIME_DIR, else /run/roam for root, else $XDG_RUNTIME_DIR/roam, else "
+                 "/tmp/roam-$UID)");
 }
 
 core::SessionConfig session_config(const SessionFlags& flags) {

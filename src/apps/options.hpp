@@ -21,6 +21,9 @@ struct SessionFlags {
   std::string wait = "10m";
   std::string heartbeat = "1s";
   std::string buffer = "8M";
+  // Observability (apps/observe.hpp): --metrics ADDR:PORT, --control-dir DIR.
+  std::string metrics;
+  std::string control_dir;
 };
 // Adds --wait, --heartbeat and --buffer to `cmd`.
 void add_session_flags(CLI::App& cmd, SessionFlags& flags);

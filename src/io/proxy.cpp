@@ -95,6 +95,16 @@ bool send_small(int fd, const std::vector<std::uint8_t>& bytes) {
   return n == static_cast<ssize_t>(bytes.size());
 }
 
+// The metrics' reason for a SOCKS request refused with `reply`.
+const char* refusal_reason(Reply reply) {
+  switch (reply) {
+    case Reply::kNotAllowed: return "not_allowed";
+    case Reply::kCommandNotSupported: return "command_not_supported";
+    case Reply::kAddressTypeNotSupported: return "address_type_not_supported";
+    default: return "connect_failed";
+  }
+}
+
 }  // namespace
 
 Reply reply_for_errno(int err) {
@@ -187,12 +197,14 @@ void Proxy::on_accept(int fd) {
   const socks5::Verdict v = ip ? policy_.check_client(*ip) : socks5::Verdict{false, "unknown family"};
   if (!v.allowed) {
     spdlog::info("refused {}: {}", peer, v.reason);
+    registry().on_refused("client_not_allowed");
     ::close(fd);
     return;
   }
   if (pending_.size() >= cfg_.max_unfinished) {
     spdlog::info("unfinished handshakes at cap ({}); evicting the oldest from {}",
                  cfg_.max_unfinished, pending_.front()->peer);
+    registry().on_refused("unfinished_cap");
     drop_pending(pending_.front()->fd);
   }
   auto p = std::make_unique<Pending>(negotiation_options());
@@ -210,6 +222,7 @@ void Proxy::sweep_pending() {
   const core::Time now = loop_.now();
   while (!pending_.empty() && pending_.front()->deadline <= now) {
     spdlog::info("refused {}: handshake not finished within 5 s", pending_.front()->peer);
+    registry().on_refused("handshake_timeout");
     drop_pending(pending_.front()->fd);
   }
   if (!pending_.empty())
@@ -246,6 +259,7 @@ void Proxy::on_pending(int fd) {
   const std::size_t room = kPendingMax - p.buf.size();
   if (room == 0) {
     spdlog::info("refused {}: handshake too long", p.peer);
+    registry().on_refused("handshake_too_long");
     drop_pending(fd);
     return;
   }
@@ -280,6 +294,7 @@ void Proxy::advance(Pending& p) {
   }
   if (!r) {
     spdlog::info("refused {}: {}", p.peer, r.error().detail);
+    registry().on_refused("socks_handshake");
     drop_pending(fd);
     return;
   }
@@ -296,6 +311,7 @@ void Proxy::advance(Pending& p) {
     default:
       if (p.buf.size() >= kPendingMax) {
         spdlog::info("refused {}: handshake too long", p.peer);
+        registry().on_refused("handshake_too_long");
         drop_pending(fd);
       }
       return;
@@ -310,6 +326,7 @@ void Proxy::plain_request(std::unique_ptr<Pending> p) {
   if (rq.command != static_cast<std::uint8_t>(socks5::Command::kConnect)) {
     spdlog::info("refused {}: command {:#04x} to {} not supported (CONNECT only)", who, rq.command,
                  rq.dest.str());
+    registry().on_refused(refusal_reason(Reply::kCommandNotSupported));
     (void)send_small(p->fd, reply_bytes(Reply::kCommandNotSupported, -1));
     ::close(p->fd);
     return;
@@ -339,6 +356,7 @@ void Proxy::plain_done(std::uint64_t id, int target, Reply reply, const std::str
   if (target < 0) {
     spdlog::info("refused {}: {} (reply {:#04x} {})", w.peer, why, static_cast<int>(reply),
                  socks5::reply_name(reply));
+    registry().on_refused(refusal_reason(reply));
     (void)send_small(w.fd, reply_bytes(reply, -1));
     ::close(w.fd);
     return;
@@ -530,6 +548,9 @@ void Proxy::roam_first_frame(int fd) {
     }
     spdlog::info("refused {}: roam method: {}", p.peer,
                  first.error().detail.empty() ? core::errc_name(first.error().code) : first.error().detail);
+    registry().on_refused(first.error().code == core::Errc::kNotRoam   ? "not_roam"
+                          : first.error().code == core::Errc::kVersion ? "version"
+                                                                       : "malformed");
     drop_pending(fd);
     return;
   }
@@ -544,6 +565,7 @@ void Proxy::roam_first_frame(int fd) {
   if (r == roams_.end()) {
     (void)send_small(fd, reply);
     spdlog::info("refused migrate request from {} (unknown session or bad MAC)", taken->peer);
+    registry().on_refused("unknown_session");
     ::close(fd);
     return;
   }
@@ -586,6 +608,7 @@ void Proxy::roam_refuse(Roam& r, Reply reply, const std::string& why) {
   SessionDriver& d = *r.driver;
   spdlog::info("[{}] refused: {} (reply {:#04x} {})", d.name(), why, static_cast<int>(reply),
                socks5::reply_name(reply));
+  registry().on_refused(refusal_reason(reply));
   const auto bytes = reply_bytes(reply, -1);
   d.session().write(bytes);
   d.session().shutdown_write();

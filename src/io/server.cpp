@@ -51,6 +51,7 @@ void Server::on_accept(int fd) {
   if (pending_.size() >= cfg_.max_unfinished) {
     spdlog::info("unfinished connections at cap ({}); evicting the oldest from {}",
                  cfg_.max_unfinished, pending_.front().peer);
+    registry().on_refused("unfinished_cap");
     drop_pending(pending_.front().fd);
   }
   Pending p;
@@ -69,6 +70,7 @@ void Server::sweep_pending() {
   while (!pending_.empty() && pending_.front().deadline <= now) {
     spdlog::debug("connection from {} sent no complete first frame within 5s",
                   pending_.front().peer);
+    registry().on_refused("first_frame_timeout");
     drop_pending(pending_.front().fd);
   }
   if (!pending_.empty()) pending_timer_ = loop_.at(pending_.front().deadline, [this] { sweep_pending(); });
@@ -106,14 +108,17 @@ void Server::on_pending(int fd) {
     if (first.error().code == core::Errc::kNotRoam) {
       (void)!::send(fd, core::kNotRoamReply, sizeof core::kNotRoamReply - 1, MSG_NOSIGNAL);
       spdlog::info("refused {}: peer does not speak roam", p.peer);
+      registry().on_refused("not_roam");
     } else if (first.error().code == core::Errc::kVersion) {
       // Our preamble tells the client which version we speak, so it can say so.
       std::vector<std::uint8_t> pre;
       core::wire::encode_preamble(pre);
       (void)!::send(fd, pre.data(), pre.size(), MSG_NOSIGNAL);
       spdlog::info("refused {}: {}", p.peer, first.error().detail);
+      registry().on_refused("version");
     } else {
       spdlog::info("refused {}: {}", p.peer, first.error().detail);
+      registry().on_refused("malformed");
     }
     drop_pending(fd);
     return;
@@ -132,6 +137,7 @@ void Server::on_pending(int fd) {
   if (d == drivers_.end()) {
     (void)!::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
     spdlog::info("refused migrate request from {} (unknown session or bad MAC)", taken.peer);
+    registry().on_refused("unknown_session");
     ::close(fd);
     return;
   }

@@ -39,9 +39,13 @@ core::PathId next_path_id() {
 
 SessionDriver::SessionDriver(Loop& loop, std::unique_ptr<core::Session> session, std::string name,
                              Hooks hooks)
-    : loop_(loop), session_(std::move(session)), name_(std::move(name)), hooks_(std::move(hooks)) {}
+    : loop_(loop), session_(std::move(session)), name_(std::move(name)), hooks_(std::move(hooks)) {
+  created_at_ = loop_.now();
+  registry().add(this, &loop_);
+}
 
 SessionDriver::~SessionDriver() {
+  registry().remove(this, session_->bytes_sent(), session_->bytes_received());
   for (auto& [id, ps] : paths_) {
     loop_.remove(ps.fd);
     if (ps.connect_timer) loop_.cancel(ps.connect_timer);
@@ -496,6 +500,7 @@ void SessionDriver::sync() {
 
 void SessionDriver::handle_events() {
   while (auto e = session_->poll_event()) {
+    note_for_status(*e);
     switch (e->type) {
       case core::EventType::kEstablished:
         ever_established_ = true;
@@ -595,6 +600,80 @@ void SessionDriver::finish() {
       finish_timer_ = 0;
       hooks_.on_finished(*this);
     });
+}
+
+}  // namespace roam::io
+
+// --- monitoring (roam status, metrics) -----------------------------------------------------
+
+namespace roam::io {
+
+void SessionDriver::note_for_status(const core::Event& e) {
+  const core::Time now = loop_.now();
+  auto remote_of = [this](core::PathId id) {
+    auto it = paths_.find(id);
+    return it == paths_.end() ? std::string() : peer_address(it->second.fd);
+  };
+  switch (e.type) {
+    case core::EventType::kEstablished:
+      registry().on_handshake(true);
+      if (!session_->is_client() && session_->active_path())
+        peer_seen_ = remote_of(*session_->active_path());
+      break;
+    case core::EventType::kPathLost:
+      if (!waiting_since_) waiting_since_ = now;
+      break;
+    case core::EventType::kMigrated: {
+      if (waiting_since_) waited_ += now - *waiting_since_;
+      waiting_since_.reset();
+      last_handover_ = e.took;
+      if (!session_->is_client()) peer_seen_ = remote_of(e.path);
+      registry().on_migrated(e.took, info(now).id);
+      break;
+    }
+    case core::EventType::kClosed:
+      if (!ever_established_ && !session_->established_once()) registry().on_handshake(false);
+      registry().on_closed(e.clean);
+      if (waiting_since_) waited_ += now - *waiting_since_;
+      waiting_since_.reset();
+      break;
+  }
+}
+
+SessionInfo SessionDriver::info(core::Time now) const {
+  auto seconds = [](core::Duration d) { return std::chrono::duration<double>(d).count(); };
+  const core::Session& s = *session_;
+  SessionInfo i;
+  if (s.established_once()) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (std::size_t k = 0; k < 4 && k < s.token().size(); ++k) {
+      i.id += kHex[s.token()[k] >> 4];
+      i.id += kHex[s.token()[k] & 0xf];
+    }
+  } else {
+    i.id = "-";
+  }
+  i.role = s.is_client() ? "client" : "server";
+  i.name = name_;
+  i.peer = s.is_client() ? (server_ ? server_->str() : std::string()) : peer_seen_;
+  if (const auto active = s.active_path()) {
+    auto it = paths_.find(*active);
+    if (it != paths_.end() && !it->second.connecting) {
+      i.local = local_address(it->second.fd);
+      i.remote = peer_address(it->second.fd);
+    }
+  }
+  i.state = core::state_name(s.state());
+  i.bytes_sent = s.bytes_sent();
+  i.bytes_received = s.bytes_received();
+  i.retained = s.retained();
+  i.migrations = s.migrations();
+  i.last_handover_s = last_handover_ ? seconds(*last_handover_) : -1;
+  const core::Duration waiting = waiting_since_ ? now - *waiting_since_ : core::Duration{0};
+  i.waiting_s = seconds(waiting);
+  i.waited_total_s = seconds(waited_ + waiting);
+  i.age_s = seconds(now - created_at_);
+  return i;
 }
 
 }  // namespace roam::io

@@ -21,6 +21,7 @@
 #include "io/loop.hpp"
 #include "io/net.hpp"
 #include "io/netmon.hpp"
+#include "io/registry.hpp"
 
 namespace roam::io {
 
@@ -80,6 +81,8 @@ class SessionDriver {
 
   core::Session& session() { return *session_; }
   const std::string& name() const { return name_; }
+  // What `roam status` and the metrics show about this session (loop thread only).
+  SessionInfo info(core::Time now) const;
   bool finished() const { return finished_; }
   // Exit status for stdio mode: 0 clean, 1 error (never established), 3 abort.
   int exit_status() const;
@@ -115,6 +118,8 @@ class SessionDriver {
   // Closes every connection attempt still in progress (the session found its path).
   void abandon_probes();
   void handle_events();
+  // Records an event for info() and the registry's counters.
+  void note_for_status(const core::Event& e);
   void update_interest();
   void schedule_timer();
   void on_timer();
@@ -147,6 +152,13 @@ class SessionDriver {
   Loop::TimerId linger_timer_ = 0;
   Loop::TimerId finish_timer_ = 0;  // the deferred on_finished hook
   std::string error_text_;
+  // Monitoring (io/registry.hpp): when the current wait began, all finished waits, the last
+  // handover latency, the client's latest address (server side).
+  core::Time created_at_{};
+  std::optional<core::Time> waiting_since_;
+  core::Duration waited_{0};
+  std::optional<core::Duration> last_handover_;
+  std::string peer_seen_;
   // Path prologue (set_path_prologue): bytes of `prologue_expect_` each path still has to read.
   bool read_prologue(PathSock& ps);
   std::vector<std::uint8_t> prologue_send_;

@@ -96,6 +96,7 @@ void SocksAgent::on_local(int fd) {
   send_small(fd, out);
   if (!r) {
     spdlog::info("refused local client {}: {}", l.peer, r.error().detail);
+    registry().on_refused("socks_handshake");
     drop_local(fd);
     return;
   }
@@ -103,6 +104,7 @@ void SocksAgent::on_local(int fd) {
   const socks5::Request& rq = l.neg.request();
   if (rq.command != static_cast<std::uint8_t>(socks5::Command::kConnect)) {
     spdlog::info("refused local client {}: command {:#04x} not supported (CONNECT only)", l.peer, rq.command);
+    registry().on_refused("command_not_supported");
     std::vector<std::uint8_t> rep;
     (void)socks5::encode_reply(socks5::Reply::kCommandNotSupported, socks5::Address{}, rep);
     send_small(fd, rep);
