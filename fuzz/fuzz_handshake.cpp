@@ -6,7 +6,9 @@
 //   1  server: a genuine preamble + HELLO, then the input (FINISH and onwards)
 //   2  client: after sending HELLO, the input as the server's answer
 //   3  client: a genuine preamble + HELLO_REPLY, then the input (frames after the handshake)
-// Whatever happens, nothing crashes, and a closed session stays closed.
+// A first byte of 4..7 (mod 8) runs the same with --encrypt on both sides and a server that signs
+// (SERVER_KEY after HELLO_REPLY, SEALED frames after FINISH). Whatever happens, nothing crashes,
+// and a closed session stays closed.
 #include <cstddef>
 #include <cstdint>
 
@@ -41,6 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::init_once();
   if (size < 2) return 0;
   const int mode = data[0] % 4;
+  const bool secure = data[0] % 8 >= 4;
   const std::size_t chunk = data[1] == 0 ? SIZE_MAX : data[1];
   const core::Bytes input(data + 2, size - 2);
 
@@ -49,24 +52,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       core::crypto::SeededRng rng(fuzz::kServerSeed);
       // Split like the shell does: what arrived first goes to accept, the rest is read later.
       const std::size_t first = std::min(input.size(), chunk);
-      auto s = core::Session::accept(fuzz::fuzz_config(), rng, 1, input.first(first), fuzz::kT0);
+      auto s = core::Session::accept(fuzz::fuzz_config(secure), rng, 1, input.first(first), fuzz::kT0);
       exercise(*s, 1, input.subspan(first), chunk);
       break;
     }
     case 1: {
-      fuzz::ClientStart c;
-      fuzz::ServerStart s(c.hello);
+      fuzz::ClientStart c(secure);
+      fuzz::ServerStart s(c.hello, secure);
       exercise(*s.session, 1, input, chunk);
       break;
     }
     case 2: {
-      fuzz::ClientStart c;
+      fuzz::ClientStart c(secure);
       exercise(*c.session, 1, input, chunk);
       break;
     }
     case 3: {
-      fuzz::ClientStart c;
-      fuzz::ServerStart s(c.hello);
+      fuzz::ClientStart c(secure);
+      fuzz::ServerStart s(c.hello, secure);
       ByteVec all = s.reply;
       all.insert(all.end(), input.begin(), input.end());
       exercise(*c.session, 1, all, chunk);

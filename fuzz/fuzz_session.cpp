@@ -6,7 +6,9 @@
 //   2  a new connection to the server (through the dispatcher: MIGRATE routing, probation)
 //   3  a new connection to the server after a genuine MIGRATE (RESPONSE handling and beyond)
 //   4  the client's migrate attempt, as the server's answer
-// Then time moves past heartbeats and the wait, and both applications write. Nothing crashes;
+// A first byte of 5..9 (mod 10) runs the same on an encrypted pair whose server signs its
+// handshake (SEALED frames, SERVER_KEY). Then time moves past heartbeats and the wait, and both
+// applications write. Nothing crashes;
 // peer input ends at most that one session.
 #include <cstddef>
 #include <cstdint>
@@ -21,10 +23,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::init_once();
   if (size < 2) return 0;
   const int mode = data[0] % 5;
+  const bool secure = data[0] % 10 >= 5;
   const std::size_t chunk = data[1] == 0 ? SIZE_MAX : data[1];
   const core::Bytes input(data + 2, size - 2);
 
-  auto p = fuzz::established_pair();
+  auto p = fuzz::established_pair(secure);
   p->max_chunk = chunk;
   Pair::Link& first = p->last_link();
   switch (mode) {

@@ -37,6 +37,23 @@ inline core::SessionConfig fuzz_config() {
   return c;
 }
 
+// With `secure`, the same configuration on both sides encrypts (--encrypt) and the server signs
+// the handshake with a fixed key (--key): SEALED frames and SERVER_KEY are reached too.
+inline core::SessionConfig fuzz_config(bool secure) {
+  core::SessionConfig c = fuzz_config();
+  if (!secure) return c;
+  c.handshake.features |= core::wire::kFeatureEncrypt | core::wire::kFeatureServerKey;
+  c.handshake.require_encrypt = true;
+  static const auto identity = [] {
+    core::wire::Key seed{};
+    seed[0] = 1;
+    return std::make_shared<const core::crypto::SignKeyPair>(
+        core::crypto::sign_keypair_from_seed(seed));
+  }();
+  c.handshake.identity = identity;
+  return c;
+}
+
 inline void init_once() {
   static const bool ok = core::crypto::init();
   ROAM_FUZZ_CHECK(ok);
@@ -47,8 +64,8 @@ struct ClientStart {
   core::crypto::SeededRng rng{kClientSeed};
   std::unique_ptr<core::Session> session;
   ByteVec hello;  // preamble + HELLO
-  ClientStart() {
-    session = core::Session::client(fuzz_config(), rng, kT0);
+  explicit ClientStart(bool secure = false) {
+    session = core::Session::client(fuzz_config(secure), rng, kT0);
     session->attach_path(1, kT0);
     core::test::drain(*session, 1, kT0, hello);
   }
@@ -59,15 +76,16 @@ struct ServerStart {
   core::crypto::SeededRng rng{kServerSeed};
   std::unique_ptr<core::Session> session;
   ByteVec reply;  // preamble + HELLO_REPLY
-  explicit ServerStart(const ByteVec& hello) {
-    session = core::Session::accept(fuzz_config(), rng, 1, hello, kT0);
+  explicit ServerStart(const ByteVec& hello, bool secure = false) {
+    session = core::Session::accept(fuzz_config(secure), rng, 1, hello, kT0);
     core::test::drain(*session, 1, kT0, reply);
   }
 };
 
 // An established pair on path 1, with a little data exchanged.
-inline std::unique_ptr<core::test::SessionPair> established_pair() {
-  auto p = std::make_unique<core::test::SessionPair>(fuzz_config(), fuzz_config(), kPairSeed);
+inline std::unique_ptr<core::test::SessionPair> established_pair(bool secure = false) {
+  auto p = std::make_unique<core::test::SessionPair>(fuzz_config(secure), fuzz_config(secure),
+                                                     kPairSeed);
   ROAM_FUZZ_CHECK(p->establish());
   p->client->write(core::test::pattern(100, 1));
   p->server->write(core::test::pattern(50, 2));

@@ -26,6 +26,7 @@ int run_connect(const std::string& target, const std::string& port_arg, const st
   cfg.server = server;
   cfg.session = session_config(flags);
   cfg.policy = path_policy(path);
+  cfg.pin = apply_client_security(flags.security, server.str(), cfg.session);
 
   io::Loop loop;
   Observer observer(loop, flags, "connect");

@@ -88,6 +88,7 @@ CLI::App* add_proxy_command(CLI::App& app, ProxyFlags& f) {
                   "(RFC 1929, or inside the session for roam's method)");
   cmd->add_flag("--no-roam", f.no_roam, "Do not offer roam's method: a plain SOCKS5 proxy");
   add_session_flags(*cmd, f.session);
+  add_security_flags(*cmd, f.session.security, Side::kServer);
   return cmd;
 }
 
@@ -110,6 +111,7 @@ CLI::App* add_socks_command(CLI::App& app, SocksFlags& f) {
                   "USER:PASSWORD for a proxy started with --users (default: $ROAM_SOCKS_USER)");
   add_session_flags(*cmd, f.session);
   add_path_flags(*cmd, f.path);
+  add_security_flags(*cmd, f.session.security, Side::kClient);
   return cmd;
 }
 
@@ -119,6 +121,7 @@ int run_proxy(const ProxyFlags& f) {
   io::ProxyConfig cfg;
   cfg.listen = *l;
   cfg.session = session_config(f.session);
+  apply_server_security(f.session.security, cfg.session);
   cfg.allow_client = cidr_list(f.allow_client, "--allow-client");
   cfg.allow_dest = cidr_list(f.allow_dest, "--allow-dest");
   cfg.deny_dest = cidr_list(f.deny_dest, "--deny-dest");
@@ -165,6 +168,7 @@ int run_socks(const SocksFlags& f) {
   cfg.listen = *l;
   cfg.session = session_config(f.session);
   cfg.policy = path_policy(f.path);
+  cfg.pin = apply_client_security(f.session.security, p->str(), cfg.session);
   std::string user = f.user;
   if (user.empty())
     if (const char* env = std::getenv("ROAM_SOCKS_USER")) user = env;

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
                      "The one service every session is forwarded to (HOST:PORT); never an open relay")
       ->required();
   add_session_flags(*server, server_flags);
+  add_security_flags(*server, server_flags.security, Side::kServer);
 
   SessionFlags connect_flags;
   std::string target, port_arg, local;
@@ -58,11 +59,14 @@ int main(int argc, char** argv) {
   add_session_flags(*connect, connect_flags);
   PathFlags connect_path;
   add_path_flags(*connect, connect_path);
+  add_security_flags(*connect, connect_flags.security, Side::kClient);
 
   ProxyFlags proxy_flags;
   auto* proxy = add_proxy_command(app, proxy_flags);
   SocksFlags socks_flags;
   auto* socks = add_socks_command(app, socks_flags);
+  KeygenFlags keygen_flags;
+  auto* keygen = add_keygen_command(app, keygen_flags);
 
   DemoFlags demo_flags;
   auto* demo = add_demo_command(app, demo_flags);
@@ -81,6 +85,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   try {
+    if (keygen->parsed()) return run_keygen(keygen_flags);
     if (server->parsed()) return run_server(listen, forward, server_flags);
     if (connect->parsed()) return run_connect(target, port_arg, local, connect_flags, connect_path);
     if (proxy->parsed()) return run_proxy(proxy_flags);

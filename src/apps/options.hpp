@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "apps/security.hpp"
 #include "core/session/session.hpp"
 #include "io/loop.hpp"
 #include "io/netmon.hpp"
@@ -21,6 +22,7 @@ struct SessionFlags {
   std::string wait = "10m";
   std::string heartbeat = "1s";
   std::string buffer = "8M";
+  SecurityFlags security;  // --encrypt, --key / --known-hosts (apps/security.hpp)
   // Observability (apps/observe.hpp): --metrics ADDR:PORT, --control-dir DIR.
   std::string metrics;
   std::string control_dir;

@@ -9,17 +9,26 @@
 #include <spdlog/spdlog.h>
 
 namespace roam::io {
+namespace {
+
+// The session configuration with the server's pinned key (checked by the handshake).
+core::SessionConfig pinned(const ClientConfig& cfg) {
+  return cfg.pin ? cfg.pin->apply(cfg.session) : cfg.session;
+}
+
+}  // namespace
 
 StdioClient::StdioClient(Loop& loop, ClientConfig cfg) : loop_(loop), cfg_(std::move(cfg)) {}
 
 void StdioClient::start() {
-  auto session = core::Session::client(cfg_.session, core::crypto::system_rng(), loop_.now());
+  auto session = core::Session::client(pinned(cfg_), core::crypto::system_rng(), loop_.now());
   SessionDriver::Hooks hooks;
   hooks.on_finished = [this](SessionDriver& d) {
     finished_ = true;
     status_ = d.exit_status();
     loop_.stop();
   };
+  ServerPin::watch(hooks, cfg_.pin);
   driver_ = std::make_unique<SessionDriver>(loop_, std::move(session), "stdio", std::move(hooks));
   driver_->set_server(cfg_.server);
   driver_->set_policy(cfg_.policy);
@@ -61,12 +70,13 @@ core::Result<void> LocalForwarder::start() {
 
 void LocalForwarder::on_accept(int fd) {
   tune_app_socket(fd);
-  auto session = core::Session::client(cfg_.session, core::crypto::system_rng(), loop_.now());
+  auto session = core::Session::client(pinned(cfg_), core::crypto::system_rng(), loop_.now());
   SessionDriver::Hooks hooks;
   hooks.on_finished = [this](SessionDriver& d) {
     ended_migrations_ += d.session().migrations();
     drivers_.erase(&d);
   };
+  ServerPin::watch(hooks, cfg_.pin);
   const std::string name = "c" + std::to_string(++counter_) + " " + peer_address(fd);
   auto driver = std::make_unique<SessionDriver>(loop_, std::move(session), name, std::move(hooks));
   SessionDriver& ref = *driver;

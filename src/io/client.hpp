@@ -5,6 +5,7 @@
 #include <memory>
 #include <unordered_map>
 
+#include "io/known_hosts.hpp"
 #include "io/listener.hpp"
 #include "io/loop.hpp"
 #include "io/net.hpp"
@@ -17,6 +18,8 @@ struct ClientConfig {
   Endpoint server;
   core::SessionConfig session;
   PathPolicy policy;
+  // Pins the server's key (--key servers) in known_hosts and checks it; null: nothing pinned.
+  std::shared_ptr<ServerPin> pin;
   // Watch rtnetlink and migrate on address/route changes (off: heartbeats and errors only).
   bool watch_network = true;
 };

@@ -119,7 +119,8 @@ void SocksAgent::on_local(int fd) {
 }
 
 void SocksAgent::start_session(std::unique_ptr<Local> l) {
-  auto session = core::Session::client(cfg_.session, core::crypto::system_rng(), loop_.now());
+  auto session = core::Session::client(cfg_.pin ? cfg_.pin->apply(cfg_.session) : cfg_.session,
+                                       core::crypto::system_rng(), loop_.now());
   // First bytes inside the session: [credentials] + the request (re-encoded from what was parsed,
   // so only a valid request travels), then whatever the application already sent behind it.
   std::vector<std::uint8_t> first;
@@ -131,6 +132,7 @@ void SocksAgent::start_session(std::unique_ptr<Local> l) {
   const std::string name = "c" + std::to_string(++counter_) + " " + rq.dest.str();
   SessionDriver::Hooks hooks;
   hooks.on_finished = [this](SessionDriver& d) { drivers_.erase(&d); };
+  ServerPin::watch(hooks, cfg_.pin);
   auto driver = std::make_unique<SessionDriver>(loop_, std::move(session), name, std::move(hooks));
   SessionDriver& ref = *driver;
   drivers_[&ref] = std::move(driver);

@@ -23,6 +23,7 @@
 #include "io/net.hpp"
 #include "io/listener.hpp"
 #include "io/netmon.hpp"
+#include "io/known_hosts.hpp"
 #include "io/session_driver.hpp"
 
 namespace roam::io {
@@ -32,6 +33,7 @@ struct SocksAgentConfig {
   Endpoint listen;
   core::SessionConfig session;
   std::optional<core::socks5::UserPass> credentials;  // sent inside each session
+  std::shared_ptr<ServerPin> pin;  // the proxy's key (--key proxies) in known_hosts
   std::size_t max_unfinished = 1024;
   // Follow rtnetlink: every session re-evaluates its path on address, route and link events.
   bool watch_network = true;
