@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -36,7 +37,8 @@ Result<Endpoint> parse_endpoint(std::string_view text, std::string_view default_
   std::string_view port;
   if (!text.empty() && text.front() == '[') {
     const auto close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+    if (close == std::string_view::npos || close < 2 || close + 1 >= text.size() ||
+        text[close + 1] != ':')
       return fail(Errc::kMalformed, "bad address '" + std::string(text) + "': expected [v6]:PORT");
     ep.host = std::string(text.substr(1, close - 1));
     port = text.substr(close + 2);
@@ -78,20 +80,46 @@ std::string SockAddr::str() const {
   }
   if (ss.ss_family == AF_INET6) {
     auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
     port = ntohs(a->sin6_port);
+    // An IPv4 peer of a dual-stack listener ([::]:PORT) is an IPv4 peer: print it as one.
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+      inet_ntop(AF_INET, a->sin6_addr.s6_addr + 12, host, sizeof host);
+      return std::string(host) + ":" + std::to_string(port);
+    }
+    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
     std::string out = "[";
-    out.append(host).append("]:").append(std::to_string(port));
+    out.append(host);
+    if (a->sin6_scope_id != 0) {  // link-local: fe80::1%wlan0 (the index when it has no name)
+      char name[IF_NAMESIZE] = {};
+      const bool named = if_indextoname(a->sin6_scope_id, name) != nullptr;
+      out.append("%").append(named ? name : std::to_string(a->sin6_scope_id));
+    }
+    out.append("]:").append(std::to_string(port));
     return out;
   }
   return "?";
 }
 
+namespace {
+
+// True when `host` is an IP literal (with an optional %scope for IPv6).
+bool is_ip_literal(const std::string& host) {
+  in6_addr a6{};
+  in_addr a4{};
+  const std::string bare = host.substr(0, host.find('%'));
+  return inet_pton(AF_INET, bare.c_str(), &a4) == 1 || inet_pton(AF_INET6, bare.c_str(), &a6) == 1;
+}
+
+}  // namespace
+
 Result<std::vector<SockAddr>> resolve(const Endpoint& ep, bool passive) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = passive ? AI_PASSIVE : AI_ADDRCONFIG;
+  // AI_ADDRCONFIG only for names: it would refuse the literal ::1 on a host whose only IPv6
+  // address is loopback (glibc does not count loopback), and a user who typed an address means it.
+  if (passive) hints.ai_flags = AI_PASSIVE;
+  else hints.ai_flags = is_ip_literal(ep.host) ? AI_NUMERICHOST : AI_ADDRCONFIG;
   addrinfo* res = nullptr;
   const std::string port = std::to_string(ep.port);
   const int rc = getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &res);
@@ -122,6 +150,13 @@ Result<int> listen_on(const Endpoint& ep) {
     if (fd < 0) continue;
     const int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (a.ss.ss_family == AF_INET6) {
+      // [::]:PORT is dual-stack whatever net.ipv6.bindv6only says (IPv4 peers appear as
+      // ::ffff:a.b.c.d and are printed as IPv4); any other IPv6 address is IPv6 only anyway.
+      const auto* a6 = reinterpret_cast<const sockaddr_in6*>(&a.ss);
+      const int v6only = IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr) ? 0 : 1;
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+    }
     if (bind(fd, a.get(), a.len) == 0 && listen(fd, 1024) == 0) return fd;
     last = a.str() + ": " + std::strerror(errno);
     ::close(fd);

@@ -32,13 +32,20 @@ struct SockAddr {
   sockaddr_storage ss{};
   socklen_t len = 0;
   const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&ss); }
+  // "1.2.3.4:80", "[2001:db8::1]:80", "[fe80::1%eth0]:80"; an IPv4-mapped IPv6 address (an IPv4
+  // peer of a dual-stack listener) prints as IPv4. parse_endpoint() reads every form back.
   std::string str() const;
 };
 
 // getaddrinfo; resolved again on every call (a reconnect after renumbering must see new DNS).
+// Names get every address of both families the host can currently use (AI_ADDRCONFIG), in
+// RFC 6724 order (glibc puts destinations without a route last); literals (v4, v6, v6%scope)
+// are taken as they are.
 Result<std::vector<SockAddr>> resolve(const Endpoint& ep, bool passive);
 
 // Listening socket (SO_REUSEADDR, non-blocking). Returns fd or an error naming the address.
+// "[::]:PORT" is dual-stack (IPv4 and IPv6, independent of net.ipv6.bindv6only), "0.0.0.0:PORT"
+// IPv4 only, any other address just that address; a name listens on its first usable address.
 Result<int> listen_on(const Endpoint& ep);
 // Starts a non-blocking connect, through `interface` (SO_BINDTODEVICE) when it is not empty. The
 // fd becomes writable when it completes; check connect_result.

@@ -47,7 +47,7 @@ bool address_on_interface(const std::string& ip, const std::string& interface) {
       inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, buf, sizeof buf);
     else if (a->ifa_addr->sa_family == AF_INET6)
       inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(a->ifa_addr)->sin6_addr, buf, sizeof buf);
-    found = ip == buf;
+    found = ip.substr(0, ip.find('%')) == buf;  // "fe80::1%wifi": the scope is the interface
   }
   freeifaddrs(all);
   return found;
@@ -113,18 +113,32 @@ std::optional<std::string> probe_source(const SockAddr& server, const std::strin
 }  // namespace
 
 std::optional<RouteChoice> choose_route(const SockAddr& server, const PathPolicy& policy) {
+  auto c = route_candidates({server}, policy);
+  if (c.empty()) return std::nullopt;
+  return c.front().route;
+}
+
+std::vector<RouteCandidate> route_candidates(const std::vector<SockAddr>& servers,
+                                             const PathPolicy& policy) {
+  std::vector<RouteCandidate> out;
+  std::vector<bool> taken(servers.size(), false);
+  auto take_via = [&](const std::string& iface) {
+    for (std::size_t i = 0; i < servers.size(); ++i) {
+      if (taken[i]) continue;
+      if (auto src = probe_source(servers[i], iface)) {
+        out.push_back(RouteCandidate{servers[i], RouteChoice{iface, *src}});
+        taken[i] = true;
+      }
+    }
+  };
   if (!policy.pin.empty()) {
-    auto src = probe_source(server, policy.pin);
-    if (!src) return std::nullopt;
-    return RouteChoice{policy.pin, *src};
+    take_via(policy.pin);
+    return out;
   }
-  for (const auto& iface : policy.prefer) {
-    if (if_nametoindex(iface.c_str()) == 0) continue;
-    if (auto src = probe_source(server, iface)) return RouteChoice{iface, *src};
-  }
-  auto src = probe_source(server, "");
-  if (!src) return std::nullopt;
-  return RouteChoice{"", *src};
+  for (const auto& iface : policy.prefer)
+    if (if_nametoindex(iface.c_str()) != 0) take_via(iface);
+  take_via("");
+  return out;
 }
 
 NetlinkMonitor::NetlinkMonitor(Loop& loop, std::function<void()> on_change)

@@ -38,6 +38,18 @@ struct RouteChoice {
 // Asks the kernel how a packet to `server` would leave, under `policy`. nullopt when there is no
 // route at all (e.g. between losing one network and joining the next).
 std::optional<RouteChoice> choose_route(const SockAddr& server, const PathPolicy& policy);
+// One address of the server with the route a packet to it would take.
+struct RouteCandidate {
+  SockAddr addr;
+  RouteChoice route;
+};
+// Every address of `servers` (one name's addresses, of either family) that has a route now,
+// best first: under --interface only routes through the pinned interface; under --prefer by
+// interface preference first (a preferred interface wins whatever family reaches the server
+// through it), then in the given (RFC 6724) order; otherwise in the given order with the kernel's
+// choice of route. Empty when no address can be reached at the moment.
+std::vector<RouteCandidate> route_candidates(const std::vector<SockAddr>& servers,
+                                             const PathPolicy& policy);
 // Binds `fd` to `interface` (SO_BINDTODEVICE). Returns false with errno set on failure.
 bool bind_to_interface(int fd, const std::string& interface);
 // The IP part of "addr:port" / "[v6]:port" as printed by SockAddr::str().

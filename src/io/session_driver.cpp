@@ -110,11 +110,13 @@ void SessionDriver::on_network_change() {
   if (!server_ || finished_ || closing_ || !ever_established_) return;
   auto addrs = resolve(*server_, false);
   if (!addrs) return;
-  const auto choice = choose_route(addrs->front(), policy_);
-  if (!choice) {
+  // The best of the server's addresses (either family) and its route: the one a new path takes.
+  const auto candidates = route_candidates(*addrs, policy_);
+  if (candidates.empty()) {
     spdlog::info("[{}] network changed: no route to {} at the moment", name_, server_->str());
     return;
   }
+  const RouteChoice* choice = &candidates.front().route;
   // Already on the right path, or moving to it?
   const auto active = session_->active_path();
   std::string current = "none";
@@ -123,8 +125,9 @@ void SessionDriver::on_network_change() {
   for (const auto& [id, ps] : paths_)
     if (ps.source == choice->source && (ps.connecting || !session_->path_done(id))) return;
   spdlog::info("[{}] network changed: {} now leaves via {}{} (path uses {}): migrating", name_,
-               server_->str(), choice->source,
+               candidates.front().addr.str(), choice->source,
                choice->interface.empty() ? "" : " on " + choice->interface, current);
+  addr_index_ = 0;  // the new path goes to the best candidate
   session_->request_migration(loop_.now());
   sync();
 }
@@ -151,24 +154,32 @@ void SessionDriver::connect_new_path() {
     }
     return;
   }
-  const SockAddr& a = (*addrs)[addr_index_++ % addrs->size()];
+  // The server's addresses that have a route now, best first (route_candidates); the first
+  // attempt after a success or a network change takes the best, repeated attempts (probes while
+  // the path is down, or the handshake's next try after a failure) go round all of them, so a
+  // family that is routed but broken cannot hold the session.
+  const auto candidates = route_candidates(*addrs, policy_);
   std::optional<RouteChoice> route;
-  if (!policy_.empty()) {
-    route = choose_route(a, policy_);
-    if (!route) {
-      spdlog::debug("[{}] no route to {} through the preferred interfaces yet", name_, a.str());
-      if (!policy_.pin.empty()) return;  // pinned: wait for that interface
-    }
+  SockAddr a;
+  if (!candidates.empty()) {
+    candidate_count_ = candidates.size();
+    const auto& c = candidates[addr_index_++ % candidates.size()];
+    a = c.addr;
+    route = c.route;
+  } else {
+    spdlog::debug("[{}] no route to {}{} yet", name_, server_->str(),
+                  policy_.empty() ? "" : " through the preferred interfaces");
+    if (!policy_.pin.empty()) return;  // pinned: wait for that interface
+    // No route at all: try anyway, in order (the connect fails at once, or a route appears).
+    candidate_count_ = addrs->size();
+    a = (*addrs)[addr_index_++ % addrs->size()];
   }
   auto fd = connect_start(a, route ? route->interface : std::string());
   spdlog::debug("[{}] connecting to {}{}", name_, a.str(),
                 route && !route->interface.empty() ? " via " + route->interface : std::string());
   if (!fd) {
     spdlog::debug("[{}] {}", name_, fd.error().detail);
-    if (!ever_established_ && paths_.empty()) {
-      error_text_ = fd.error().detail;
-      session_->abort(error_text_, loop_.now());
-    }
+    first_connect_failed(fd.error().detail);
     return;
   }
   const core::PathId id = next_path_id();
@@ -183,17 +194,26 @@ void SessionDriver::connect_new_path() {
     if (it == paths_.end() || !it->second.connecting) return;
     it->second.connect_timer = 0;
     spdlog::debug("[{}] connect to {} timed out", name_, it->second.where);
-    if (!ever_established_ && session_->state() == core::State::kClientHandshake) {
-      error_text_ = "cannot connect to " + it->second.where + ": timed out";
-      session_->abort(error_text_, loop_.now());
-    }
+    const std::string why = "cannot connect to " + it->second.where + ": timed out";
     close_path_socket(id, false);
     --connecting_;
+    first_connect_failed(why);
     sync();
   });
   ++connecting_;
   paths_[id] = ps;
   loop_.add(*fd, EPOLLOUT, [this, id](std::uint32_t ev) { on_path_event(id, ev); });
+}
+
+void SessionDriver::first_connect_failed(const std::string& why) {
+  if (ever_established_ || session_->state() != core::State::kClientHandshake) return;
+  if (addr_index_ < candidate_count_) {
+    spdlog::info("[{}] {}; trying the next address", name_, why);
+    connect_new_path();
+    return;
+  }
+  error_text_ = why;
+  session_->abort(error_text_, loop_.now());
 }
 
 void SessionDriver::abandon_probes() {
@@ -218,11 +238,9 @@ void SessionDriver::on_path_event(core::PathId id, std::uint32_t events) {
     ps.connect_timer = 0;
     if (err != 0) {
       spdlog::debug("[{}] connect to {} failed: {}", name_, ps.where, std::strerror(err));
-      if (!ever_established_ && session_->state() == core::State::kClientHandshake) {
-        error_text_ = "cannot connect to " + ps.where + ": " + std::strerror(err);
-        session_->abort(error_text_, loop_.now());
-      }
+      const std::string why = "cannot connect to " + ps.where + ": " + std::strerror(err);
       close_path_socket(id, false);
+      first_connect_failed(why);
       sync();
       return;
     }
@@ -504,6 +522,7 @@ void SessionDriver::handle_events() {
     switch (e->type) {
       case core::EventType::kEstablished:
         ever_established_ = true;
+        addr_index_ = 0;
         spdlog::info("[{}] session established ({})", name_,
                      session_->active_path() && paths_.count(*session_->active_path())
                          ? paths_[*session_->active_path()].where
@@ -517,6 +536,7 @@ void SessionDriver::handle_events() {
         const std::string where = paths_.count(e->path) ? paths_[e->path].where : "?";
         spdlog::info("[{}] migrated to {} (request {}, {} after the old path was lost)", name_,
                      where, e->request, ms_text(e->took));
+        addr_index_ = 0;
         abandon_probes();
         break;
       }

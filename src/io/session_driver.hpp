@@ -117,6 +117,9 @@ class SessionDriver {
   void connect_new_path();
   // Closes every connection attempt still in progress (the session found its path).
   void abandon_probes();
+  // A connection attempt failed with `why`: during the handshake, try the server's next address
+  // (each resolved address once, in order) and end the session only when none is left.
+  void first_connect_failed(const std::string& why);
   void handle_events();
   // Records an event for info() and the registry's counters.
   void note_for_status(const core::Event& e);
@@ -146,7 +149,8 @@ class SessionDriver {
   bool in_sync_ = false;
   bool ever_established_ = false;
   int connecting_ = 0;
-  std::size_t addr_index_ = 0;
+  std::size_t addr_index_ = 0;      // connection attempts since the last success (rotation)
+  std::size_t candidate_count_ = 0; // the server's reachable addresses at the last attempt
   Loop::TimerId timer_ = 0;
   core::Time timer_at_ = core::Time::never();
   Loop::TimerId linger_timer_ = 0;

@@ -35,6 +35,8 @@ trap cleanup EXIT
 
 HB=300ms
 WAIT=10m
+SRV_LISTEN=0.0.0.0:7000      # the IPv6 scenarios listen on [::]:7000 (both families)
+SRV_TARGET=$TB_SERVER:7000   # ... and connect to a name with an address of each family
 BYTES=${BYTES:-12000000}
 RATE=${RATE:-3000000}
 
@@ -67,10 +69,10 @@ start_stream() {  # [extra flags for roam connect]
   tb_srv "$PEER" serve --listen 127.0.0.1:9000 --send "$BYTES" --expect "$BYTES" --rate "$RATE" \
     --seed 11 2>"$WORK/peer_s.log" &
   PIDS+=($!); PEER_S=$!
-  tb_srv "$ROAM" --log-level debug server --listen 0.0.0.0:7000 --forward 127.0.0.1:9000 \
+  tb_srv "$ROAM" --log-level debug server --listen $SRV_LISTEN --forward 127.0.0.1:9000 \
     --heartbeat $HB --wait $WAIT 2>"$WORK/srv.log" &
   PIDS+=($!); SRV=$!
-  tb_mob "$ROAM" --log-level debug connect $TB_SERVER:7000 --local 127.0.0.1:8000 \
+  tb_mob "$ROAM" --log-level debug connect $SRV_TARGET --local 127.0.0.1:8000 \
     --heartbeat $HB --wait $WAIT "$@" 2>"$WORK/cli.log" &
   PIDS+=($!); CLI=$!
   wait_for "grep -qs 'listening on' '$WORK/srv.log' && grep -qs 'listening on' '$WORK/cli.log' && grep -qs 'listening on' '$WORK/peer_s.log'" 10 "daemons"
@@ -104,6 +106,18 @@ finish_stream() {
 }
 
 migrations() { grep -c "\] migrated to" "$WORK/cli.log"; }
+# The IPv6 scenarios: the server listens on [::]:7000 and the client connects to a name that
+# resolves (inside the mobile host's namespace only) to the server's IPv4 and IPv6 addresses.
+dual_stack_server() {
+  tb_hosts mob server.roam.test $TB_SERVER $TB_SERVER6
+  SRV_LISTEN="[::]:7000"
+  SRV_TARGET=server.roam.test:7000
+}
+# The last migration went to a path from this local address.
+last_migration_from() {
+  [ "$(grep "\] migrated to" "$WORK/cli.log" | tail -1 | grep -cF "migrated to $1:")" -eq 1 ] ||
+    fail "last migration not from $1: $(grep "\] migrated to" "$WORK/cli.log" | tail -1)"
+}
 expect_migrations() {  # at least N
   local n; n=$(migrations)
   [ "$n" -ge "$1" ] || fail "expected at least $1 migrations, saw $n"
@@ -180,7 +194,8 @@ case "$NAME" in
     tb_cell_up
     flowing; finish_stream; expect_migrations 1 ;;
   handovers_50)
-    BYTES=30000000 RATE=4000000
+    # 16 s of stream: 25 down/up cycles must fit in it even on a busy machine (~0.5 s each).
+    BYTES=48000000 RATE=3000000
     tb_cell_up
     start_stream
     for i in $(seq 1 25); do
@@ -206,6 +221,85 @@ case "$NAME" in
     tb_wifi_up; flowing
     finish_stream
     ! grep -q "migrated to $TB_CELL_NET" "$WORK/cli.log" || fail "a pinned session used cellular" ;;
+  v4_to_v6)
+    # Wi-Fi is IPv4 only, cellular IPv6 only: the session (named by its token, not by an address
+    # family) moves from IPv4 to IPv6 and back, break-before-make both ways.
+    dual_stack_server
+    start_stream
+    grep -q "session established ($TB_WIFI_NET.2:" "$WORK/cli.log" || fail "did not start on IPv4"
+    tb_wifi_down; sleep 0.3; tb_cell6_up
+    flowing; last_migration_from "[$TB_CELL6_NET::2]"
+    tb_cell6_down; sleep 0.3; tb_wifi_up
+    flowing; last_migration_from $TB_WIFI_NET.2
+    finish_stream; expect_migrations 2
+    grep -qF "[$TB_CELL6_NET::2]:" "$WORK/srv.log" || fail "the server never saw the IPv6 path" ;;
+  v6_to_v4_mbb)
+    # Starts on IPv6 (cellular); Wi-Fi (IPv4, preferred by --prefer) comes up and the session moves
+    # to it while IPv6 still works; Wi-Fi goes, back to IPv6; Wi-Fi returns, IPv4 again.
+    dual_stack_server
+    tb_wifi_down; tb_cell6_up
+    start_stream --prefer wifi,cell
+    grep -q "session established (\[$TB_CELL6_NET::2\]:" "$WORK/cli.log" || fail "did not start on IPv6"
+    tb_wifi_up
+    flowing; last_migration_from $TB_WIFI_NET.2
+    grep -q "now leaves via $TB_WIFI_NET.2 on wifi" "$WORK/cli.log" || fail "no make-before-break to IPv4"
+    tb_wifi_down
+    flowing; last_migration_from "[$TB_CELL6_NET::2]"
+    tb_wifi_up
+    flowing; last_migration_from $TB_WIFI_NET.2
+    finish_stream; expect_migrations 3 ;;
+  dual_stack_drop)
+    # One dual-stack interface loses IPv6 (the session falls back to IPv4 on the same interface)
+    # and gets it back (make-before-break to IPv6, the family RFC 6724 prefers).
+    dual_stack_server
+    tb_wifi6_up
+    start_stream
+    grep -q "session established (\[$TB_WIFI6_NET::2\]:" "$WORK/cli.log" || fail "did not start on IPv6"
+    tb_wifi6_down
+    flowing; last_migration_from $TB_WIFI_NET.2
+    tb_wifi6_up
+    flowing; last_migration_from "[$TB_WIFI6_NET::2]"
+    grep -q "now leaves via $TB_WIFI6_NET::2" "$WORK/cli.log" || fail "no make-before-break back to IPv6"
+    finish_stream; expect_migrations 2 ;;
+  msocks_v6)
+    # roam socks → roam proxy by a dual-stack name, to an IPv6-only web server (SOCKS5 ATYP 4),
+    # while the mobile host moves between IPv4 (Wi-Fi, preferred) and IPv6 (cellular).
+    for t in curl python3; do
+      command -v $t >/dev/null || { echo "SKIPPED: needs $t"; exit 77; }
+    done
+    mkdir -p "$WORK/www"
+    head -c 24000000 /dev/urandom > "$WORK/www/file"
+    tb_hosts mob proxy.roam.test $TB_PROXY $TB_PROXY6
+    tb_srv python3 -m http.server 8080 --bind $TB_SERVER6 --directory "$WORK/www" 2>"$WORK/http.log" &
+    PIDS+=($!)
+    tb_prx "$ROAM" --log-level debug proxy --listen "[::]:1080" --allow-client 198.18.0.0/15 \
+      --allow-client 2001:2::/48 --allow-dest $TB_SRV6_NET::/64 --heartbeat $HB 2>"$WORK/srv.log" &
+    PIDS+=($!)
+    tb_mob "$ROAM" --log-level debug socks --proxy proxy.roam.test:1080 --listen 127.0.0.1:1080 \
+      --prefer wifi,cell --heartbeat $HB 2>"$WORK/cli.log" &
+    PIDS+=($!)
+    tb_cell6_up
+    wait_for "grep -qs 'listening on' '$WORK/srv.log' && grep -qs 'listening on' '$WORK/cli.log' && tb_srv ss -Hltn 'sport = :8080' | grep -q 8080" 10 "proxy, agent and web server"
+    # --socks5 (not -hostname): curl sends the IPv6 literal as SOCKS5 address type 4.
+    tb_mob curl -sS --fail --socks5 127.0.0.1:1080 --limit-rate 3M \
+      -o "$WORK/out" "http://[$TB_SERVER6]:8080/file" 2>"$WORK/curl.log" &
+    CURL=$!; PIDS+=($CURL)
+    size() { stat -c %s "$WORK/out" 2>/dev/null || echo 0; }
+    WIFI_ON=1
+    for i in 1 2 3 4; do
+      want=$(( $(size) + 2000000 ))
+      wait_for "[ \$(size) -ge $want ]" 30 "download progress before handover $i"
+      if [ $WIFI_ON -eq 1 ]; then tb_wifi_down; WIFI_ON=0; else tb_wifi_up; WIFI_ON=1; fi
+    done
+    wait_for "! kill -0 $CURL 2>/dev/null" 60 "curl to finish"
+    wait "$CURL" || fail "curl failed: $(cat "$WORK/curl.log")"
+    [ "$(sha256sum < "$WORK/out")" = "$(sha256sum < "$WORK/www/file")" ] || fail "download differs"
+    [ "$(grep -c 'GET /file' "$WORK/http.log")" -eq 1 ] || fail "the web server saw more than one request"
+    grep -q "migrated to \[$TB_CELL6_NET::2\]:" "$WORK/cli.log" || fail "never moved to the IPv6 path"
+    grep -q "migrated to $TB_WIFI_NET.2:" "$WORK/cli.log" || fail "never moved back to the IPv4 path"
+    n=$(grep -c "\] migrated to" "$WORK/cli.log")
+    [ "$n" -ge 4 ] || fail "expected at least 4 migrations, saw $n"
+    echo "PASS: $NAME ($n migrations)"; exit 0 ;;
   msocks_handovers)
     # Unmodified clients (curl, ssh via nc -X 5) through roam socks → roam proxy while the mobile
     # host hands over 5 times during each; the server side never sees a reset.
