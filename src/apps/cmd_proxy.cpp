@@ -88,6 +88,7 @@ CLI::App* add_proxy_command(CLI::App& app, ProxyFlags& f) {
                   "(RFC 1929, or inside the session for roam's method)");
   cmd->add_flag("--no-roam", f.no_roam, "Do not offer roam's method: a plain SOCKS5 proxy");
   add_session_flags(*cmd, f.session);
+  add_daemon_limit_flags(*cmd, f.session);
   add_security_flags(*cmd, f.session.security, Side::kServer);
   return cmd;
 }
@@ -121,6 +122,7 @@ int run_proxy(const ProxyFlags& f) {
   io::ProxyConfig cfg;
   cfg.listen = *l;
   cfg.session = session_config(f.session);
+  cfg.max_waiting = f.session.max_waiting;
   apply_server_security(f.session.security, cfg.session);
   cfg.allow_client = cidr_list(f.allow_client, "--allow-client");
   cfg.allow_dest = cidr_list(f.allow_dest, "--allow-dest");

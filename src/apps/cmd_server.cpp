@@ -16,6 +16,7 @@ int run_server(const std::string& listen, const std::string& forward, const Sess
   cfg.listen = *l;
   cfg.forward = *f;
   cfg.session = session_config(flags);
+  cfg.max_waiting = flags.max_waiting;
   apply_server_security(flags.security, cfg.session);
   io::raise_nofile_limit();
   block_signals();  // before any thread starts (the observer's)

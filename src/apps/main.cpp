@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
                      "The one service every session is forwarded to (HOST:PORT); never an open relay")
       ->required();
   add_session_flags(*server, server_flags);
+  add_daemon_limit_flags(*server, server_flags);
   add_security_flags(*server, server_flags.security, Side::kServer);
 
   SessionFlags connect_flags;

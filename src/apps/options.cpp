@@ -77,6 +77,15 @@ void add_session_flags(CLI::App& cmd, SessionFlags& flags) {
                  "/tmp/roam-$UID)");
 }
 
+void add_daemon_limit_flags(CLI::App& cmd, SessionFlags& flags) {
+  cmd.add_option("--max-waiting", flags.max_waiting,
+                 "Most sessions in the wait state at once; beyond it the session that has waited "
+                 "longest ends (its application sees an abort) and it is logged. Each waiting "
+                 "session keeps its forwarded socket and retention buffers")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+}
+
 core::SessionConfig session_config(const SessionFlags& flags) {
   core::SessionConfig cfg;
   auto wait = parse_duration(flags.wait);

@@ -26,9 +26,13 @@ struct SessionFlags {
   // Observability (apps/observe.hpp): --metrics ADDR:PORT, --control-dir DIR.
   std::string metrics;
   std::string control_dir;
+  // Daemons only (add_daemon_limit_flags): sessions in the wait state at once.
+  std::size_t max_waiting = 4096;
 };
 // Adds --wait, --heartbeat and --buffer to `cmd`.
 void add_session_flags(CLI::App& cmd, SessionFlags& flags);
+// Adds --max-waiting to `cmd` (roam server, roam proxy).
+void add_daemon_limit_flags(CLI::App& cmd, SessionFlags& flags);
 // Builds the core's configuration; throws CLI::ValidationError on bad values (exit status 2).
 core::SessionConfig session_config(const SessionFlags& flags);
 

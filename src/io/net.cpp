@@ -228,6 +228,13 @@ static std::string name_of(int fd, bool peer) {
 std::string local_address(int fd) { return name_of(fd, false); }
 std::string peer_address(int fd) { return name_of(fd, true); }
 
+core::SourceKey peer_source(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
+  return core::SourceKey::of(reinterpret_cast<const sockaddr*>(&ss), len);
+}
+
 std::uint64_t raise_nofile_limit() {
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;

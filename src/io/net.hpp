@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/common.hpp"
+#include "core/session/limiter.hpp"
 
 namespace roam::io {
 
@@ -64,6 +65,8 @@ void reset_close(int fd);
 bool tcp_recent_ack(int fd, Duration window);
 std::string local_address(int fd);
 std::string peer_address(int fd);
+// The peer's prefix for per-source limits (IPv4 /32, IPv6 /64; core/session/limiter.hpp).
+core::SourceKey peer_source(int fd);
 // Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft limit.
 std::uint64_t raise_nofile_limit();
 

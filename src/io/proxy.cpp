@@ -1,4 +1,5 @@
 #include "io/proxy.hpp"
+#include "io/admission.hpp"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -560,8 +561,16 @@ void Proxy::roam_first_frame(int fd) {
     return;
   }
   std::vector<std::uint8_t> reply;
-  core::Session* s = table_.route_migrate(taken->buf, reply);
-  auto r = s ? roams_.find(s) : roams_.end();
+  const core::MigrateVerdict v =
+      table_.admit_migrate(taken->buf, peer_source(fd), loop_.now(), reply);
+  auto r = v.session ? roams_.find(v.session) : roams_.end();
+  if (v.dropped) {
+    if (v.log_dropped)
+      spdlog::warn("{} is over its limit of refused re-attach requests: closed {} unchecked",
+                   taken->peer, *v.log_dropped);
+    ::close(fd);
+    return;
+  }
   if (r == roams_.end()) {
     (void)send_small(fd, reply);
     spdlog::info("refused migrate request from {} (unknown session or bad MAC)", taken->peer);
@@ -581,6 +590,7 @@ void Proxy::start_roam(std::unique_ptr<Pending> p) {
   const std::string name = "m" + std::to_string(++counter_) + " " + p->peer;
   SessionDriver::Hooks hooks;
   hooks.on_established = [this](SessionDriver& d) {
+    track_handshake(handshaking_, d, false, cfg_.max_unfinished);
     table_.add(&d.session());
     auto it = roams_.find(&d.session());
     if (it == roams_.end()) return;
@@ -597,10 +607,14 @@ void Proxy::start_roam(std::unique_ptr<Pending> p) {
   };
   hooks.on_app_data = [this](SessionDriver& d) { roam_data(d); };
   hooks.on_finished = [this](SessionDriver& d) { roam_finished(d); };
+  hooks.on_wait = [this](SessionDriver& d, bool waiting) {
+    track_waiting(waiting_, d, waiting, cfg_.max_waiting);
+  };
   Roam r;
   r.driver = std::make_unique<SessionDriver>(loop_, std::move(session), name, std::move(hooks));
   SessionDriver& ref = *r.driver;
   roams_[key] = std::move(r);
+  track_handshake(handshaking_, ref, true, cfg_.max_unfinished);
   ref.adopt_path(p->fd, id);
 }
 
@@ -702,6 +716,8 @@ void Proxy::roam_data(SessionDriver& d) {
 }
 
 void Proxy::roam_finished(SessionDriver& d) {
+  waiting_.remove(&d);
+  handshaking_.remove(&d);
   core::Session* key = &d.session();
   table_.remove(key);
   auto it = roams_.find(key);

@@ -47,6 +47,9 @@ struct ProxyConfig {
   core::socks5::CidrList deny_dest;
   std::string users_file;  // empty: no authentication
   std::size_t max_unfinished = 4096;
+  // roam sessions in the wait state at once (--max-waiting); beyond it the one that has waited
+  // longest ends (its destination connection is reset).
+  std::size_t max_waiting = 4096;
   bool allow_roam = true;
 };
 
@@ -154,6 +157,8 @@ class Proxy {
   std::unordered_map<std::uint64_t, PlainWait> plain_waits_;
   std::unordered_map<SplicePair*, std::unique_ptr<SplicePair>> pairs_;
   std::unordered_map<core::Session*, Roam> roams_;
+  core::ArrivalOrder<SessionDriver*> handshaking_;  // handshakes in progress, oldest first
+  core::ArrivalOrder<SessionDriver*> waiting_;  // roam sessions in the wait state, longest first
   Loop::TimerId pending_timer_ = 0;
   std::uint64_t next_id_ = 1;
   std::uint64_t counter_ = 0;

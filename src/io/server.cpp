@@ -1,4 +1,5 @@
 #include "io/server.hpp"
+#include "io/admission.hpp"
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -132,8 +133,16 @@ void Server::on_pending(int fd) {
     return;
   }
   std::vector<std::uint8_t> reply;
-  core::Session* s = table_.route_migrate(taken.buf, reply);
-  auto d = s ? drivers_.find(s) : drivers_.end();
+  const core::MigrateVerdict v =
+      table_.admit_migrate(taken.buf, peer_source(fd), loop_.now(), reply);
+  auto d = v.session ? drivers_.find(v.session) : drivers_.end();
+  if (v.dropped) {
+    if (v.log_dropped)
+      spdlog::warn("{} is over its limit of refused migrate requests: closed {} unchecked",
+                   taken.peer, *v.log_dropped);
+    ::close(fd);
+    return;
+  }
   if (d == drivers_.end()) {
     (void)!::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
     spdlog::info("refused migrate request from {} (unknown session or bad MAC)", taken.peer);
@@ -154,6 +163,7 @@ void Server::start_session(Pending p) {
   const std::string name = "s" + std::to_string(++session_counter_) + " " + p.peer;
   SessionDriver::Hooks hooks;
   hooks.on_established = [this](SessionDriver& d) {
+    track_handshake(handshaking_, d, false, cfg_.max_unfinished);
     table_.add(&d.session());
     if (cfg_.on_session)
       cfg_.on_session(d);
@@ -161,9 +171,13 @@ void Server::start_session(Pending p) {
       connect_target(d);
   };
   hooks.on_finished = [this](SessionDriver& d) { on_finished(d); };
+  hooks.on_wait = [this](SessionDriver& d, bool waiting) {
+    track_waiting(waiting_, d, waiting, cfg_.max_waiting);
+  };
   auto driver = std::make_unique<SessionDriver>(loop_, std::move(session), name, std::move(hooks));
   SessionDriver& ref = *driver;
   drivers_[key] = std::move(driver);
+  track_handshake(handshaking_, ref, true, cfg_.max_unfinished);
   ref.adopt_path(p.fd, id);
 }
 
@@ -215,6 +229,8 @@ void Server::connect_target(SessionDriver& d) {
 }
 
 void Server::on_finished(SessionDriver& d) {
+  waiting_.remove(&d);
+  handshaking_.remove(&d);
   core::Session* key = &d.session();
   table_.remove(key);
   auto t = targets_.find(key);

@@ -24,6 +24,9 @@ struct ServerConfig {
   Endpoint forward;
   core::SessionConfig session;
   std::size_t max_unfinished = 4096;
+  // Sessions in the wait state at once (--max-waiting); beyond it the one that has waited
+  // longest ends (its target sees a RST). Each holds its target socket and retention buffers.
+  std::size_t max_waiting = 4096;
   // Embedding (libroam): when set, each established session is handed to this callback (which may
   // attach an application or set an observer) instead of being forwarded to `forward`.
   std::function<void(SessionDriver&)> on_session = nullptr;
@@ -68,6 +71,8 @@ class Server {
   std::unordered_map<int, std::list<Pending>::iterator> pending_by_fd_;
   std::unordered_map<core::Session*, std::unique_ptr<SessionDriver>> drivers_;
   std::unordered_map<core::Session*, Target> targets_;
+  core::ArrivalOrder<SessionDriver*> handshaking_;  // handshakes in progress, oldest first
+  core::ArrivalOrder<SessionDriver*> waiting_;  // sessions in the wait state, longest first
   Loop::TimerId pending_timer_ = 0;
   std::uint64_t session_counter_ = 0;
 };

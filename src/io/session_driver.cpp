@@ -531,6 +531,7 @@ void SessionDriver::handle_events() {
         break;
       case core::EventType::kPathLost:
         spdlog::info("[{}] path lost: {}; in migrate wait", name_, e->error.detail);
+        if (hooks_.on_wait) hooks_.on_wait(*this, true);
         break;
       case core::EventType::kMigrated: {
         const std::string where = paths_.count(e->path) ? paths_[e->path].where : "?";
@@ -538,6 +539,7 @@ void SessionDriver::handle_events() {
                      where, e->request, ms_text(e->took));
         addr_index_ = 0;
         abandon_probes();
+        if (hooks_.on_wait) hooks_.on_wait(*this, false);
         break;
       }
       case core::EventType::kClosed:

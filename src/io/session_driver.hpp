@@ -41,6 +41,8 @@ class SessionDriver {
     // No application attached yet and the peer's bytes (or its EOF) are readable: the owner may
     // consume them from session() (roam proxy reads the SOCKS request inside the session).
     std::function<void(SessionDriver&)> on_app_data;
+    // The session entered (true: its path was lost) or left (false: migrated) the wait state.
+    std::function<void(SessionDriver&, bool waiting)> on_wait;
   };
 
   SessionDriver(Loop& loop, std::unique_ptr<core::Session> session, std::string name, Hooks hooks);

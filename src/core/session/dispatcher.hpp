@@ -2,11 +2,13 @@
 // answer unknown tokens with the same REFUSED, after the same work, as forged requests.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "core/common.hpp"
+#include "core/session/limiter.hpp"
 #include "core/session/session.hpp"
 
 namespace roam::core {
@@ -24,9 +26,19 @@ Result<FirstFrame> classify_first(Bytes initial);
 inline constexpr char kNotRoamReply[] =
     "roam: this port speaks the roam session protocol; connect with `roam connect`\r\n";
 
+// What the shell does with a connection whose first frame is MIGRATE (SessionTable::admit_migrate).
+struct MigrateVerdict {
+  Session* session = nullptr;  // hand the connection to this session (its MAC checked out)
+  // Otherwise: `reply` holds preamble + REFUSED to send before closing, unless `dropped` (the
+  // source is over its refusal limit: close without a reply).
+  bool dropped = false;
+  // When dropped and a log line is due: attempts dropped from this source since the last line.
+  std::optional<std::uint64_t> log_dropped;
+};
+
 class SessionTable {
  public:
-  explicit SessionTable(crypto::Rng& rng);
+  explicit SessionTable(crypto::Rng& rng, RefusalLimits limits = {});
 
   void add(Session* s);
   void remove(Session* s);
@@ -38,10 +50,24 @@ class SessionTable {
   // an unknown token costs what a forged MAC costs).
   Session* route_migrate(Bytes initial, std::vector<std::uint8_t>& reply) const;
 
+  // The shells' entry point for a MIGRATE connection from `source`: routes it to its session only
+  // if the MAC checks out; an unknown token or a forged MAC gets REFUSED (byte-identical, one HMAC
+  // each) and counts against the source's refusal limit. A source over its limit is dropped
+  // without a reply and without HMAC work, unless the token is live and the MAC verifies (a
+  // genuine client behind the attacker's NAT still migrates; see limiter.hpp).
+  MigrateVerdict admit_migrate(Bytes initial, const SourceKey& source, Time now,
+                               std::vector<std::uint8_t>& reply);
+  const RefusalLimiter& limiter() const { return limiter_; }
+
  private:
+  // One HMAC verification: the session's key when `s` is set, the dummy key otherwise.
+  bool migrate_mac_ok(const Session* s, const wire::Migrate& m) const;
+  static void encode_refused(std::optional<std::uint64_t> request, std::vector<std::uint8_t>& reply);
+
   static std::string key_of(const wire::Token& t) { return std::string(t.begin(), t.end()); }
   std::unordered_map<std::string, Session*> map_;
   wire::Key dummy_key_{};
+  RefusalLimiter limiter_;
 };
 
 }  // namespace roam::core

@@ -3,7 +3,9 @@
 // inet_pton/inet_ntop only: text <-> address conversion, no socket and no I/O.
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
+#include <optional>
 
 #include "core/crypto/crypto.hpp"
 
@@ -140,7 +142,37 @@ Verdict Policy::check_client(const IpAddr& a) const {
   return {false, "client " + a.str() + " is not in the allowed client networks"};
 }
 
+namespace {
+// The IPv4 address embedded in an IPv4-compatible, NAT64 (RFC 6052 well-known prefix) or 6to4
+// address; nothing for other addresses (and for :: and ::1, which are IPv6's own).
+std::optional<IpAddr> embedded_v4(const IpAddr& a) {
+  if (!a.v6) return std::nullopt;
+  const auto& b = a.bytes;
+  auto zero = [&](std::size_t from, std::size_t to) {
+    return std::all_of(b.begin() + static_cast<std::ptrdiff_t>(from),
+                       b.begin() + static_cast<std::ptrdiff_t>(to), [](std::uint8_t x) { return x == 0; });
+  };
+  if (zero(0, 12) && !zero(12, 15)) return IpAddr::v4({b[12], b[13], b[14], b[15]});  // ::a.b.c.d
+  static constexpr std::uint8_t kNat64[12] = {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+  if (std::equal(std::begin(kNat64), std::end(kNat64), b.begin()))
+    return IpAddr::v4({b[12], b[13], b[14], b[15]});
+  if (b[0] == 0x20 && b[1] == 0x02) return IpAddr::v4({b[2], b[3], b[4], b[5]});  // 6to4
+  return std::nullopt;
+}
+}  // namespace
+
 Verdict Policy::check_dest(const IpAddr& a) const {
+  Verdict v = check_one(a);
+  if (!v.allowed) return v;
+  if (const auto inner = embedded_v4(a)) {
+    Verdict w = check_one(*inner);
+    if (!w.allowed && !allow_dest_.match(a))
+      return {false, "destination " + a.str() + " embeds " + inner->str() + ": " + w.reason};
+  }
+  return v;
+}
+
+Verdict Policy::check_one(const IpAddr& a) const {
   if (const Cidr* c = deny_dest_.match(a))
     return {false, "destination " + a.str() + " is denied by --deny-dest " + c->str()};
   if (allow_dest_.match(a)) return {};

@@ -78,9 +78,13 @@ class Policy {
   Policy() : Policy({}, {}, {}, {}) {}
 
   Verdict check_client(const IpAddr& a) const;
+  // An IPv6 address that embeds an IPv4 one (IPv4-compatible ::a.b.c.d, NAT64 64:ff9b::/96,
+  // 6to4 2002:AABB:CCDD::/48) is also judged by the embedded address: ::127.0.0.1 is as denied
+  // as 127.0.0.1 (IPv4-mapped ones are already normalised to IPv4 by IpAddr::v6_of).
   Verdict check_dest(const IpAddr& a) const;
 
  private:
+  Verdict check_one(const IpAddr& a) const;
   CidrList allow_client_;
   CidrList allow_dest_;
   CidrList deny_dest_;
