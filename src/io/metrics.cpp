@@ -174,11 +174,11 @@ main { padding:16px 20px; max-width:1400px; }
 .tile { background:#fff; border:1px solid var(--line); border-radius:6px; padding:8px 14px; min-width:120px; }
 .tile .v { font-size:20px; font-weight:600; font-variant-numeric:tabular-nums; }
 .tile .k { font-size:11px; color:var(--muted); text-transform:uppercase; letter-spacing:.6px; }
-section { background:#fff; border:1px solid var(--line); border-radius:6px; margin-bottom:16px; }
+section { background:#fff; border:1px solid var(--line); border-radius:6px; margin-bottom:16px; overflow-x:auto; }
 section h2 { font-size:13px; margin:0; padding:8px 12px; background:#eef1f5; border-bottom:1px solid var(--line);
              text-transform:uppercase; letter-spacing:.6px; color:#3b4757; }
 table { border-collapse:collapse; width:100%; font-variant-numeric:tabular-nums; }
-th, td { padding:5px 10px; text-align:left; border-bottom:1px solid var(--line); white-space:nowrap; }
+th, td { padding:5px 8px; text-align:left; border-bottom:1px solid var(--line); white-space:nowrap; }
 th { font-size:11px; color:var(--muted); text-transform:uppercase; letter-spacing:.5px; font-weight:600; }
 td.n, th.n { text-align:right; }
 td.id { font-family:ui-monospace,Menlo,Consolas,monospace; }
@@ -284,7 +284,7 @@ function chart(d) {
   for (let i = 0; i <= 4; i++) {
     const v = top * i / 4, y = H - B - (H - B - T) * i / 4;
     svg.append(sv("line", {class: "grid", x1: L, x2: W - R, y1: y, y2: y}));
-    svg.append(sv("text", {x: L - 6, y: y + 4, "text-anchor": "end"}, dur(v)));
+    svg.append(sv("text", {x: L - 6, y: y + 4, "text-anchor": "end"}, i ? dur(v) : "0"));
   }
   svg.append(sv("line", {class: "axis", x1: L, x2: L, y1: T, y2: H - B}));
   svg.append(sv("line", {class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B}));
