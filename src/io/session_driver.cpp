@@ -49,8 +49,11 @@ SessionDriver::~SessionDriver() {
   for (auto& [id, ps] : paths_) {
     loop_.remove(ps.fd);
     if (ps.connect_timer) loop_.cancel(ps.connect_timer);
+    if (!ps.gate_key.empty()) probe_gate().done(ps.gate_key, false, loop_.now());
     ::close(ps.fd);
   }
+  probe_gate().forget(reinterpret_cast<core::ProbeGate::Waiter>(this));
+  if (wake_timer_) loop_.cancel(wake_timer_);
   if (timer_) loop_.cancel(timer_);
   if (linger_timer_) loop_.cancel(linger_timer_);
   if (finish_timer_) loop_.cancel(finish_timer_);
@@ -137,6 +140,21 @@ void SessionDriver::migrate_now() {
   sync();
 }
 
+core::ProbeGate& SessionDriver::probe_gate() {
+  // One loop per thread, so one gate per thread is one gate per process's loop.
+  static thread_local core::ProbeGate gate;
+  return gate;
+}
+
+void SessionDriver::wake_for_probe() {
+  if (wake_timer_) return;
+  // Called from another session's connect completion: act from the loop, not inside it.
+  wake_timer_ = loop_.at(loop_.now(), [this] {
+    wake_timer_ = 0;
+    if (!session_->active_path() && session_->state() != core::State::kClosed) migrate_now();
+  });
+}
+
 // --- paths ---------------------------------------------------------------------------------
 
 void SessionDriver::connect_new_path() {
@@ -174,11 +192,23 @@ void SessionDriver::connect_new_path() {
     candidate_count_ = addrs->size();
     a = (*addrs)[addr_index_++ % addrs->size()];
   }
+  // Reconnecting without a working path: share the probes with every other session of this
+  // process that goes from the same address to the same server (SPEC 7; see ProbeGate).
+  std::string gate_key;
+  if (ever_established_ && !session_->active_path()) {
+    gate_key = (route ? route->source : std::string("*")) + "|" + a.str();
+    const auto waiter = reinterpret_cast<core::ProbeGate::Waiter>(this);
+    if (!probe_gate().admit(gate_key, waiter, [this] { wake_for_probe(); }, loop_.now())) {
+      spdlog::debug("[{}] waiting for the shared probe of {}", name_, gate_key);
+      return;
+    }
+  }
   auto fd = connect_start(a, route ? route->interface : std::string());
   spdlog::debug("[{}] connecting to {}{}", name_, a.str(),
                 route && !route->interface.empty() ? " via " + route->interface : std::string());
   if (!fd) {
     spdlog::debug("[{}] {}", name_, fd.error().detail);
+    if (!gate_key.empty()) probe_gate().done(gate_key, false, loop_.now());
     first_connect_failed(fd.error().detail);
     return;
   }
@@ -187,6 +217,7 @@ void SessionDriver::connect_new_path() {
   ps.fd = *fd;
   ps.id = id;
   ps.connecting = true;
+  ps.gate_key = gate_key;
   ps.where = a.str();
   if (route) ps.source = route->source;
   ps.connect_timer = loop_.at(loop_.now() + kConnectTimeout, [this, id] {
@@ -236,6 +267,11 @@ void SessionDriver::on_path_event(core::PathId id, std::uint32_t events) {
     --connecting_;
     if (ps.connect_timer) loop_.cancel(ps.connect_timer);
     ps.connect_timer = 0;
+    if (!ps.gate_key.empty()) {
+      const std::string key = std::move(ps.gate_key);
+      ps.gate_key.clear();
+      probe_gate().done(key, err == 0, loop_.now());
+    }
     if (err != 0) {
       spdlog::debug("[{}] connect to {} failed: {}", name_, ps.where, std::strerror(err));
       const std::string why = "cannot connect to " + ps.where + ": " + std::strerror(err);
@@ -369,6 +405,7 @@ void SessionDriver::close_path_socket(core::PathId id, bool reset) {
   if (it == paths_.end()) return;
   loop_.remove(it->second.fd);
   if (it->second.connect_timer) loop_.cancel(it->second.connect_timer);
+  if (!it->second.gate_key.empty()) probe_gate().done(it->second.gate_key, false, loop_.now());
   if (reset)
     reset_close(it->second.fd);
   else

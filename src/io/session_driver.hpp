@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/session/session.hpp"
+#include "core/session/probe_gate.hpp"
 #include "io/loop.hpp"
 #include "io/net.hpp"
 #include "io/netmon.hpp"
@@ -107,6 +108,7 @@ class SessionDriver {
     Loop::TimerId connect_timer = 0;
     std::string where;
     std::string source;  // local IP (intended, while connecting)
+    std::string gate_key;  // a reconnect attempt admitted by the shared ProbeGate (until it resolves)
   };
 
   void on_path_event(core::PathId id, std::uint32_t events);
@@ -119,6 +121,10 @@ class SessionDriver {
   void connect_new_path();
   // Closes every connection attempt still in progress (the session found its path).
   void abandon_probes();
+  // The reconnect probes every session of this thread shares (SPEC 7), and the callback it
+  // calls when one of them connects while this session waits: reconnect at once.
+  static core::ProbeGate& probe_gate();
+  void wake_for_probe();
   // A connection attempt failed with `why`: during the handshake, try the server's next address
   // (each resolved address once, in order) and end the session only when none is left.
   void first_connect_failed(const std::string& why);
@@ -157,6 +163,7 @@ class SessionDriver {
   core::Time timer_at_ = core::Time::never();
   Loop::TimerId linger_timer_ = 0;
   Loop::TimerId finish_timer_ = 0;  // the deferred on_finished hook
+  Loop::TimerId wake_timer_ = 0;    // a shared probe connected: reconnect now (ProbeGate)
   std::string error_text_;
   // Monitoring (io/registry.hpp): when the current wait began, all finished waits, the last
   // handover latency, the client's latest address (server side).
