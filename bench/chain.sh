@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Forwarding-chain benchmark: the same two-hop chain on 127.0.0.1 built from
 #   roam     tcp_blast send -> roam connect --local -> roam server -> tcp_blast sink
+#   roam-enc the same with --encrypt on both (every frame SEALED): roam-enc/roam is its cost
 #   socat    tcp_blast send -> socat TCP-LISTEN -> socat TCP-LISTEN -> tcp_blast sink
 #   haproxy  tcp_blast send -> haproxy frontend 1 -> haproxy frontend 2 -> tcp_blast sink
 #            (one haproxy process, mode tcp, option splice-request + splice-response:
@@ -91,6 +92,17 @@ if SPORT=$(wait_logged_port "$work/server.log"); then
   fi
 fi
 
+# --- roam --encrypt -----------------------------------------------------------------------
+"$ROAM" server --listen 127.0.0.1:0 --forward "127.0.0.1:$SINK" --encrypt 2>"$work/server-enc.log" &
+es=$!; pids+=($es)
+if EPORT=$(wait_logged_port "$work/server-enc.log"); then
+  "$ROAM" connect "127.0.0.1:$EPORT" --local 0 --encrypt 2>"$work/connect-enc.log" &
+  ec=$!; pids+=($ec)
+  if ELPORT=$(wait_logged_port "$work/connect-enc.log"); then
+    chains+=(roam-enc); entry[roam-enc]=$ELPORT; relay_pids[roam-enc]="$ec $es"
+  fi
+fi
+
 # --- socat ---------------------------------------------------------------------------------
 if command -v socat >/dev/null; then
   P1=$("$BLAST" freeport); P2=$("$BLAST" freeport)
@@ -173,7 +185,7 @@ for c in "${chains[@]}"; do
 done
 best=""; bestv=0
 for c in "${chains[@]}"; do
-  [[ $c == roam || $c == direct ]] && continue
+  [[ $c == roam || $c == roam-enc || $c == direct ]] && continue
   if awk -v a="${med[$c]}" -v b="$bestv" 'BEGIN{exit !(a > b)}'; then best=$c; bestv=${med[$c]}; fi
 done
 echo
@@ -183,4 +195,8 @@ if [[ -n $best && -n ${med[roam]:-} ]]; then
     printf "roam / direct: %.3f   %s / direct: %.3f\n", r / d, n, b / d }'
 else
   echo "no peer chain to compare against"
+fi
+if [[ -n ${med[roam-enc]:-} && -n ${med[roam]:-} ]]; then
+  awk -v e="${med[roam-enc]}" -v r="${med[roam]}" 'BEGIN {
+    printf "roam-enc / roam (cost of --encrypt): %.3f\n", e / r }'
 fi

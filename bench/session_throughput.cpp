@@ -8,6 +8,8 @@
 //             128 KiB, TCP_USER_TIMEOUT): separates the cost of the options from the library's.
 //   roam      sender writes straight into write_space() (zero-copy send path: commit only, the
 //             ring's bytes are whatever they are), receiver consumes readable().
+//   roam+enc  the same with --encrypt on both sides (every frame SEALED, XChaCha20-Poly1305):
+//             the cost of encryption is the roam+enc/roam ratio.
 //
 // Both receivers touch one byte per chunk and nothing more. Time runs from the first byte the
 // sender offers (after the handshake for roam) to the receiver having consumed every byte; CPU is
@@ -39,11 +41,16 @@ struct RunResult {
 volatile std::uint8_t g_sink;  // the receivers' light touch
 
 std::uint64_t g_bytes = 2ull << 30;
+bool g_encrypt = false;  // the roam+enc variant (set between runs, read by both threads)
 
 // The sessions' configuration: roam's defaults (8 MiB retention cap), or ROAM_BENCH_BUFFER.
 core::SessionConfig bench_config() {
   core::SessionConfig cfg;
   if (const char* b = std::getenv("ROAM_BENCH_BUFFER")) cfg.handshake.buffer_cap = rb::parse_bytes(b);
+  if (g_encrypt) {  // one configuration for both ends: offer, accept and require encryption
+    cfg.handshake.features |= core::wire::kFeatureEncrypt;
+    cfg.handshake.require_encrypt = true;
+  }
   return cfg;
 }
 
@@ -245,16 +252,18 @@ int main(int argc, char** argv) {
   std::uint16_t port = 0;
   const int lfd = rb::listen_loopback(port);
 
-  const char* names[3] = {"raw", "raw+opts", "roam"};
-  std::vector<double> gbps[3], cpu_per_gb[3];
+  constexpr int kVariants = 4;
+  const char* names[kVariants] = {"raw", "raw+opts", "roam", "roam+enc"};
+  std::vector<double> gbps[kVariants], cpu_per_gb[kVariants];
   const double gb = static_cast<double>(g_bytes) / 1e9;
   std::printf("roam_bench_throughput: %.2f GiB per run, %d interleaved runs per variant, 127.0.0.1\n",
               static_cast<double>(g_bytes) / (1u << 30), runs);
   const int only = std::getenv("ROAM_BENCH_ONLY") ? std::atoi(std::getenv("ROAM_BENCH_ONLY")) : -1;
   for (int r = 0; r < runs; ++r) {
-    for (int v = 0; v < 3; ++v) {
+    for (int v = 0; v < kVariants; ++v) {
       if (only >= 0 && v != only) continue;
-      const RunResult res = v == 2 ? run_roam(lfd, port) : run_raw(lfd, port, v == 1);
+      g_encrypt = v == 3;
+      const RunResult res = v >= 2 ? run_roam(lfd, port) : run_raw(lfd, port, v == 1);
       gbps[v].push_back(gb * 8 / res.seconds);
       cpu_per_gb[v].push_back(res.cpu / gb);
       std::printf("  run %d %-9s %7.2f Gbit/s  %6.3f CPU-s/GB\n", r + 1, names[v], gbps[v].back(),
@@ -263,8 +272,8 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("\n%-9s %22s %30s\n", "variant", "Gbit/s median (min-max)", "CPU-s per GB median (min-max)");
-  rb::Summary g[3], c[3];
-  for (int v = 0; v < 3; ++v) {
+  rb::Summary g[kVariants], c[kVariants];
+  for (int v = 0; v < kVariants; ++v) {
     g[v] = rb::summarize(gbps[v]);
     c[v] = rb::summarize(cpu_per_gb[v]);
     std::printf("%-9s %7.2f (%5.2f-%5.2f)         %6.3f (%5.3f-%5.3f)\n", names[v], g[v].median, g[v].min,
@@ -272,12 +281,14 @@ int main(int argc, char** argv) {
   }
   if (only >= 0) return 0;  // a single variant (profiling): no ratios
   // Per-pair ratios (run i of roam against run i of raw) give the spread of the ratio.
-  std::vector<double> ratio, ratio_opts;
+  std::vector<double> ratio, ratio_opts, ratio_enc;
   for (int r = 0; r < runs; ++r) {
     ratio.push_back(gbps[2][r] / gbps[0][r]);
     ratio_opts.push_back(gbps[2][r] / gbps[1][r]);
+    ratio_enc.push_back(gbps[3][r] / gbps[2][r]);
   }
   const rb::Summary rr = rb::summarize(ratio), ro = rb::summarize(ratio_opts);
+  const rb::Summary re = rb::summarize(ratio_enc);
   std::printf("\nroam/raw throughput: %.3f (median of medians); per-pair %.3f (%.3f-%.3f)   target >= 0.95 -> %s\n",
               g[2].median / g[0].median, rr.median, rr.min, rr.max,
               g[2].median / g[0].median >= 0.95 ? "MET" : "NOT MET");
@@ -285,6 +296,9 @@ int main(int argc, char** argv) {
               ro.median, ro.min, ro.max);
   std::printf("CPU per GB roam/raw: %.3f, raw+opts/raw: %.3f\n", c[2].median / c[0].median,
               c[1].median / c[0].median);
+  std::printf("roam+enc/roam throughput (--encrypt): %.3f; per-pair %.3f (%.3f-%.3f); CPU per GB "
+              "roam+enc/roam: %.3f\n",
+              g[3].median / g[2].median, re.median, re.min, re.max, c[3].median / c[2].median);
   ::close(lfd);
   return 0;
 }
