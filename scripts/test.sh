@@ -45,7 +45,11 @@ run_tier build '^netns$' "netns"
 
 echo "=== build (ASan + UBSan, g++)"
 # Only what the unit and sim tiers run (the loopback and netns tiers use the plain build).
-ASAN_TARGETS="roam_unit_tests roam_sim_tests roam_vector_tests fuzz_frames_replay fuzz_handshake_replay fuzz_session_replay fuzz_socks5_replay"
+# Every executable a test labelled unit or sim runs must be listed here (ctest fails a test whose
+# executable was not built).
+ASAN_TARGETS="roam_unit_tests roam_sim_tests roam_vector_tests roam_status_unit_tests
+  roam_adversarial_unit_tests fuzz_frames_replay fuzz_handshake_replay fuzz_session_replay
+  fuzz_socks5_replay fuzz_dispatch_replay fuzz_policy_replay fuzz_known_hosts_replay"
 if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DROAM_SANITIZE=ON -DROAM_BENCH=OFF >/dev/null &&
    cmake --build build-asan -j"$JOBS" --target $ASAN_TARGETS; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
