@@ -3,7 +3,7 @@
 # nothing when everything is already there.
 set -euo pipefail
 PKGS=(
-  build-essential cmake pkg-config git
+  build-essential cmake pkg-config git ccache
   libsodium-dev libmnl-dev libexpected-dev libcli11-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev chromium  # --metrics HTTP server; the status page's browser test

@@ -37,8 +37,17 @@ run_tier() {  # build-dir label-regex name
   if [ "$rc" -ne 0 ]; then status=1; fi
 }
 
+# ccache (installed by deps.sh) makes a rebuild on the same machine cheap; results are the same.
+# Paths are made relative to the checkout, so a clone in another folder hits the same cache.
+LAUNCHER=()
+if command -v ccache >/dev/null; then
+  LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
+fi
+
 echo "=== build (RelWithDebInfo, g++)"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null && cmake --build build -j"$JOBS" || exit 1
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo "${LAUNCHER[@]}" >/dev/null &&
+  cmake --build build -j"$JOBS" || exit 1
 run_tier build '^(unit|sim)$' "unit + sim"
 run_tier build '^loopback$' "loopback"
 run_tier build '^netns$' "netns"
@@ -50,7 +59,7 @@ echo "=== build (ASan + UBSan, g++)"
 ASAN_TARGETS="roam_unit_tests roam_sim_tests roam_vector_tests roam_status_unit_tests
   roam_adversarial_unit_tests fuzz_frames_replay fuzz_handshake_replay fuzz_session_replay
   fuzz_socks5_replay fuzz_dispatch_replay fuzz_policy_replay fuzz_known_hosts_replay"
-if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DROAM_SANITIZE=ON -DROAM_BENCH=OFF >/dev/null &&
+if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DROAM_SANITIZE=ON -DROAM_BENCH=OFF "${LAUNCHER[@]}" >/dev/null &&
    cmake --build build-asan -j"$JOBS" --target $ASAN_TARGETS; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_tier build-asan '^(unit|sim)$' "unit + sim under ASan+UBSan"
@@ -60,7 +69,7 @@ fi
 
 echo "=== fuzzers (clang-14 libFuzzer, ${FUZZ_SECONDS}s each)"
 if command -v clang++-14 >/dev/null; then
-  if CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -DROAM_FUZZ=ON -DROAM_BENCH=OFF \
+  if CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -DROAM_FUZZ=ON -DROAM_BENCH=OFF "${LAUNCHER[@]}" \
        -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null && cmake --build build-fuzz -j"$JOBS" --target fuzzers; then
     for f in build-fuzz/fuzz/fuzz_*; do
       [ -x "$f" ] || continue

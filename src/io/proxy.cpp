@@ -565,6 +565,7 @@ void Proxy::roam_first_frame(int fd) {
       table_.admit_migrate(taken->buf, peer_source(fd), loop_.now(), reply);
   auto r = v.session ? roams_.find(v.session) : roams_.end();
   if (v.dropped) {
+    registry().on_refused("rate_limited");
     if (v.log_dropped)
       spdlog::warn("{} is over its limit of refused re-attach requests: closed {} unchecked",
                    taken->peer, *v.log_dropped);

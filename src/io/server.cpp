@@ -137,6 +137,7 @@ void Server::on_pending(int fd) {
       table_.admit_migrate(taken.buf, peer_source(fd), loop_.now(), reply);
   auto d = v.session ? drivers_.find(v.session) : drivers_.end();
   if (v.dropped) {
+    registry().on_refused("rate_limited");
     if (v.log_dropped)
       spdlog::warn("{} is over its limit of refused migrate requests: closed {} unchecked",
                    taken.peer, *v.log_dropped);
