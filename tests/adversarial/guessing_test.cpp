@@ -74,15 +74,9 @@ void expect_limited(const Tally& t, int n, const char* who) {
 TEST(Guessing, RefusalsArePerSourceLimitedAndANattedClientStillMigrates) {
   DumpOnFailure dump;
   constexpr std::uint64_t kTotal = 2 * kMiB, kHalf = kTotal / 2;
-  ProgressWatch watch;
-  Gate svc_gate(kHalf), app_gate(kHalf);
-  DuplexOptions svc;
-  svc.send_bytes = kTotal;
-  svc.seed = 0x9e55;
-  svc.timeout = seconds(60);
-  svc.gate = &svc_gate;
-  svc.on_progress = [&](std::uint64_t n) { watch.note(1, n); };
-  Service service(svc);
+  GatedStreams streams(kTotal, kHalf, 0x9e56, 0x9e55, seconds(60));
+  ProgressWatch& watch = streams.watch;
+  Service service(streams.service);
   std::uint16_t server_port = 0;
   auto server = start_server(service.port(), {"--heartbeat", "200ms"}, server_port);
   dump.add(server);
@@ -94,13 +88,7 @@ TEST(Guessing, RefusalsArePerSourceLimitedAndANattedClientStillMigrates) {
   auto client = start_local_client(relay.port(), {"--heartbeat", "200ms"}, local_port);
   dump.add(client);
   ASSERT_NE(local_port, 0);
-  DuplexOptions app;
-  app.send_bytes = kTotal;
-  app.seed = 0x9e56;
-  app.timeout = seconds(60);
-  app.gate = &app_gate;
-  app.on_progress = [&](std::uint64_t n) { watch.note(0, n); };
-  ClientApp app_conn(local_port, app);
+  ClientApp app_conn(local_port, streams.app);
   ASSERT_TRUE(watch.wait_both(kHalf, seconds(15))) << watch.text();
 
   constexpr int kGuesses = 60;
@@ -112,8 +100,7 @@ TEST(Guessing, RefusalsArePerSourceLimitedAndANattedClientStillMigrates) {
   EXPECT_EQ(other.refused, 5);
   // The genuine client's path dies; it migrates from the limited address and the data completes.
   ASSERT_GE(relay.cut(), 1u);
-  svc_gate.allow(kTotal);
-  app_gate.allow(kTotal);
+  streams.allow(kTotal);
   const DuplexResult up = app_conn.result();
   const DuplexResult down = service.result();
   EXPECT_EQ(up.received, kTotal);

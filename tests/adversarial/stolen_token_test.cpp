@@ -28,15 +28,9 @@ wire::Migrate parse(const ByteVec& m) {
 TEST(StolenToken, ReplaysAndForgeriesFromOtherAddressesWinNothing) {
   DumpOnFailure dump;
   constexpr std::uint64_t kUpSeed = 0x570a1, kDownSeed = 0x570a2;
-  ProgressWatch watch;
-  Gate svc_gate(kStep), app_gate(kStep);
-  DuplexOptions svc;
-  svc.send_bytes = kBytes;
-  svc.seed = kDownSeed;
-  svc.timeout = seconds(90);
-  svc.gate = &svc_gate;
-  svc.on_progress = [&](std::uint64_t n) { watch.note(1, n); };
-  Service service(svc);
+  GatedStreams streams(kBytes, kStep, kUpSeed, kDownSeed, seconds(90));
+  ProgressWatch& watch = streams.watch;
+  Service service(streams.service);
   std::uint16_t server_port = 0;
   auto server = start_server(service.port(), {"--heartbeat", "200ms"}, server_port);
   dump.add(server);
@@ -48,21 +42,14 @@ TEST(StolenToken, ReplaysAndForgeriesFromOtherAddressesWinNothing) {
   auto client = start_local_client(relay.port(), {"--heartbeat", "200ms"}, local_port);
   dump.add(client);
   ASSERT_NE(local_port, 0);
-  DuplexOptions app;
-  app.send_bytes = kBytes;
-  app.seed = kUpSeed;
-  app.timeout = seconds(90);
-  app.gate = &app_gate;
-  app.on_progress = [&](std::uint64_t n) { watch.note(0, n); };
-  ClientApp app_conn(local_port, app);
+  ClientApp app_conn(local_port, streams.app);
 
   std::uint64_t mark = kStep;
   auto flows = [&](const char* after) {
     ASSERT_TRUE(watch.wait_both(mark, seconds(15)))
         << "the live session stalled after " << after << ": " << watch.text();
     mark += kStep;
-    svc_gate.allow(mark);
-    app_gate.allow(mark);
+    streams.allow(mark);
   };
   flows("start");
   ASSERT_GE(relay.cut(), 1u);
@@ -123,8 +110,7 @@ TEST(StolenToken, ReplaysAndForgeriesFromOtherAddressesWinNothing) {
   }
 
   // The live session ends with every byte exact and was never disturbed.
-  svc_gate.allow(kBytes);
-  app_gate.allow(kBytes);
+  streams.allow(kBytes);
   const DuplexResult up = app_conn.result();
   const DuplexResult down = service.result();
   EXPECT_EQ(up.received, kBytes);

@@ -145,16 +145,9 @@ ReplayOutcome replay(std::uint16_t port, const std::vector<std::uint8_t>& migrat
 TEST(BadInput, ServerSurvivesHostileConnectionsWhileALiveSessionFlows) {
   DumpOnFailure dump;
   constexpr std::uint64_t kUpSeed = 0xbad1, kDownSeed = 0xbad2;
-  ProgressWatch watch;
-  Gate svc_gate(kStep), app_gate(kStep);
-
-  DuplexOptions svc;
-  svc.send_bytes = kBytes;
-  svc.seed = kDownSeed;
-  svc.timeout = seconds(90);
-  svc.gate = &svc_gate;
-  svc.on_progress = [&](std::uint64_t n) { watch.note(1, n); };
-  Service service(svc);
+  GatedStreams streams(kBytes, kStep, kUpSeed, kDownSeed, seconds(90));
+  ProgressWatch& watch = streams.watch;
+  Service service(streams.service);
   std::uint16_t server_port = 0;
   auto server = start_server(service.port(), {"--heartbeat", "200ms"}, server_port);
   dump.add(server);
@@ -167,13 +160,7 @@ TEST(BadInput, ServerSurvivesHostileConnectionsWhileALiveSessionFlows) {
   dump.add(client);
   ASSERT_NE(local_port, 0);
 
-  DuplexOptions app;
-  app.send_bytes = kBytes;
-  app.seed = kUpSeed;
-  app.timeout = seconds(90);
-  app.gate = &app_gate;
-  app.on_progress = [&](std::uint64_t n) { watch.note(0, n); };
-  ClientApp app_conn(local_port, app);
+  ClientApp app_conn(local_port, streams.app);
 
   std::uint64_t mark = kStep;
   auto flows = [&](const char* after) {
@@ -181,8 +168,7 @@ TEST(BadInput, ServerSurvivesHostileConnectionsWhileALiveSessionFlows) {
         << "the live session stalled after " << after << ": " << watch.text();
     ASSERT_TRUE(server->running()) << "roam server died after " << after;
     mark += kStep;
-    svc_gate.allow(mark);
-    app_gate.allow(mark);
+    streams.allow(mark);
   };
   flows("start");
 
@@ -311,8 +297,7 @@ TEST(BadInput, ServerSurvivesHostileConnectionsWhileALiveSessionFlows) {
   }
 
   // The live session finishes with every byte exact.
-  svc_gate.allow(kBytes);
-  app_gate.allow(kBytes);
+  streams.allow(kBytes);
   const DuplexResult up = app_conn.result();
   const DuplexResult down = service.result();
   std::cout << "[ figures  ] live session: app " << up.summary() << "; service " << down.summary()
@@ -352,15 +337,9 @@ TEST(BadInput, ReplayOfAPendingMigrateWinsNothing) {
   DumpOnFailure dump;
   constexpr std::uint64_t kTotal = 4 * kMiB, kStep1 = 1 * kMiB;
   constexpr std::uint64_t kUpSeed = 0xcafe1, kDownSeed = 0xcafe2;
-  ProgressWatch watch;
-  Gate svc_gate(kStep1), app_gate(kStep1);
-  DuplexOptions svc;
-  svc.send_bytes = kTotal;
-  svc.seed = kDownSeed;
-  svc.timeout = seconds(60);
-  svc.gate = &svc_gate;
-  svc.on_progress = [&](std::uint64_t n) { watch.note(1, n); };
-  Service service(svc);
+  GatedStreams streams(kTotal, kStep1, kUpSeed, kDownSeed, seconds(60));
+  ProgressWatch& watch = streams.watch;
+  Service service(streams.service);
   std::uint16_t server_port = 0;
   auto server = start_server(service.port(), {"--heartbeat", "200ms"}, server_port);
   dump.add(server);
@@ -372,19 +351,12 @@ TEST(BadInput, ReplayOfAPendingMigrateWinsNothing) {
   auto client = start_local_client(tap.port(), {"--heartbeat", "200ms"}, local_port);
   dump.add(client);
   ASSERT_NE(local_port, 0);
-  DuplexOptions app;
-  app.send_bytes = kTotal;
-  app.seed = kUpSeed;
-  app.timeout = seconds(60);
-  app.gate = &app_gate;
-  app.on_progress = [&](std::uint64_t n) { watch.note(0, n); };
-  ClientApp app_conn(local_port, app);
+  ClientApp app_conn(local_port, streams.app);
   ASSERT_TRUE(watch.wait_both(kStep1, seconds(15))) << watch.text();
 
   const std::size_t before = tap.connections();
   relay.freeze(true);
-  svc_gate.allow(kTotal);
-  app_gate.allow(kTotal);
+  streams.allow(kTotal);
   ASSERT_TRUE(client->wait_for("path lost", seconds(10)));
   const std::size_t frame_len = wire::kPreambleSize + wire::kFrameHeaderSize + wire::kMigrateSize;
   const auto idx = tap.wait_recorded(before, frame_len, seconds(10));

@@ -261,6 +261,37 @@ class ProgressWatch {
   std::uint64_t got_[2] = {0, 0};
 };
 
+// The usual live session of a test: a Service and a ClientApp that each send `bytes` of a seeded
+// stream (down_seed from the service, up_seed from the app), both held at `first` bytes until the
+// test allows more, their progress in one ProgressWatch (side 0: the app, side 1: the service).
+struct GatedStreams {
+  GatedStreams(std::uint64_t bytes, std::uint64_t first, std::uint64_t up_seed,
+               std::uint64_t down_seed, std::chrono::milliseconds timeout)
+      : svc_gate(first), app_gate(first) {
+    service.send_bytes = app.send_bytes = bytes;
+    service.seed = down_seed;
+    app.seed = up_seed;
+    service.timeout = app.timeout = timeout;
+    service.gate = &svc_gate;
+    app.gate = &app_gate;
+    service.on_progress = [this](std::uint64_t n) { watch.note(1, n); };
+    app.on_progress = [this](std::uint64_t n) { watch.note(0, n); };
+  }
+  GatedStreams(const GatedStreams&) = delete;
+  GatedStreams& operator=(const GatedStreams&) = delete;
+  // Lets both directions go up to `total` bytes.
+  void allow(std::uint64_t total) {
+    svc_gate.allow(total);
+    app_gate.allow(total);
+  }
+
+  ProgressWatch watch;
+  Gate svc_gate;
+  Gate app_gate;
+  DuplexOptions service;  // for Service(...)
+  DuplexOptions app;      // for ClientApp(port, ...)
+};
+
 // --- relay -----------------------------------------------------------------------------------
 
 // A CutRelay on its own io::Loop in a thread; every call is posted to the loop and waited for.

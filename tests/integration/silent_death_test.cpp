@@ -14,16 +14,9 @@ TEST(SilentDeath, FrozenPathIsDetectedAndTheSessionResumesExactly) {
   DumpOnFailure dump;
   constexpr std::uint64_t kBytes = 16 * kMiB, kBefore = 4 * kMiB;
   constexpr std::uint64_t kUpSeed = 0xf1, kDownSeed = 0xf2;
-  ProgressWatch watch;
-  Gate svc_gate(kBefore), app_gate(kBefore);
-
-  DuplexOptions svc;
-  svc.send_bytes = kBytes;
-  svc.seed = kDownSeed;
-  svc.timeout = seconds(60);
-  svc.gate = &svc_gate;
-  svc.on_progress = [&](std::uint64_t n) { watch.note(1, n); };
-  Service service(svc);
+  GatedStreams streams(kBytes, kBefore, kUpSeed, kDownSeed, seconds(60));
+  ProgressWatch& watch = streams.watch;
+  Service service(streams.service);
   std::uint16_t server_port = 0;
   auto server = start_server(service.port(), {"--heartbeat", "200ms"}, server_port);
   dump.add(server);
@@ -34,20 +27,13 @@ TEST(SilentDeath, FrozenPathIsDetectedAndTheSessionResumesExactly) {
   dump.add(client);
   ASSERT_NE(local_port, 0);
 
-  DuplexOptions app;
-  app.send_bytes = kBytes;
-  app.seed = kUpSeed;
-  app.timeout = seconds(60);
-  app.gate = &app_gate;
-  app.on_progress = [&](std::uint64_t n) { watch.note(0, n); };
-  ClientApp app_conn(local_port, app);
+  ClientApp app_conn(local_port, streams.app);
   ASSERT_TRUE(watch.wait_both(kBefore, seconds(15))) << watch.text();
 
   // The network goes silent with data in flight both ways.
   relay.freeze(true);
   const auto frozen_at = Clock::now();
-  svc_gate.allow(kBytes);
-  app_gate.allow(kBytes);
+  streams.allow(kBytes);
   ASSERT_TRUE(client->wait_for("path lost", seconds(10))) << "the client never noticed the silence";
   const double detect_s = std::chrono::duration<double>(Clock::now() - frozen_at).count();
   relay.freeze(false);
