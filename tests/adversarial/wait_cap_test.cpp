@@ -17,18 +17,17 @@
 namespace roam::itest {
 namespace {
 
-// Polls `p`'s log (every 20 ms, up to `timeout`) for one line holding both `a` and `b`.
+// Waits until `p`'s log has one line holding both `a` and `b`.
 bool wait_line(Process& p, const std::string& a, const std::string& b, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    const std::string log = p.log();
-    for (std::size_t pos = log.find(a); pos != std::string::npos; pos = log.find(a, pos + 1)) {
-      const std::size_t eol = log.find('\n', pos);
-      if (log.substr(pos, eol - pos).find(b) != std::string::npos) return true;
-    }
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(20));  // polling the log with a deadline
-  }
+  return p.wait_until(
+      [&](const std::string& log) {
+        for (std::size_t pos = log.find(a); pos != std::string::npos; pos = log.find(a, pos + 1)) {
+          const std::size_t eol = log.find('\n', pos);
+          if (log.substr(pos, eol - pos).find(b) != std::string::npos) return true;
+        }
+        return false;
+      },
+      timeout);
 }
 
 bool readable_now(int fd) {

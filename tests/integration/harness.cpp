@@ -192,6 +192,15 @@ bool Process::wait_for(const std::string& text, std::chrono::milliseconds timeou
   }) && log_.find(text) != std::string::npos;
 }
 
+bool Process::wait_until(const std::function<bool(const std::string& log)>& pred,
+                         std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lk(mu_);
+  return cv_.wait_for(lk, timeout, [&] {
+    if (!stderr_eof_) read_available_locked();
+    return pred(log_) || stderr_eof_;
+  }) && pred(log_);
+}
+
 std::uint16_t Process::wait_listening(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lk(mu_);
   std::uint16_t port = 0;

@@ -69,6 +69,10 @@ class Process {
   // Waits until stderr contains `text` (searching from the start). False at the deadline or if
   // the child exited without printing it.
   bool wait_for(const std::string& text, std::chrono::milliseconds timeout = kReadyTimeout);
+  // Waits until `pred` holds for everything stderr holds so far (checked as it grows). False at
+  // the deadline or if the child exited first without it holding.
+  bool wait_until(const std::function<bool(const std::string& log)>& pred,
+                  std::chrono::milliseconds timeout);
   // Waits for "listening on 127.0.0.1:PORT" and returns the port (0 on timeout).
   std::uint16_t wait_listening(std::chrono::milliseconds timeout = kReadyTimeout);
   // Everything the child wrote to stderr so far.

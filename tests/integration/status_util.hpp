@@ -201,8 +201,8 @@ class ScriptedSession {
       for (auto at = log.find("] migrated to "); at != std::string::npos; at = log.find("] migrated to ", at + 1)) ++n;
       return n;
     };
-    return eventually([&] { return count(client->log()) >= k && count(server->log()) >= k; },
-                      seconds(15));
+    auto migrated = [&](const std::string& log) { return count(log) >= k; };
+    return client->wait_until(migrated, seconds(15)) && server->wait_until(migrated, seconds(15));
   }
   // Lets both apps send up to `total` bytes and waits until both received them.
   bool flow(std::uint64_t total) {
