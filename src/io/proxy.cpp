@@ -132,6 +132,8 @@ Proxy::~Proxy() {
     loop_.remove(p->fd);
     ::close(p->fd);
   }
+  for (auto& p : hellos_) ::close(p->fd);
+  if (hello_timer_) loop_.cancel(hello_timer_);
   for (auto& [id, c] : connects_) {
     if (c->fd >= 0) {
       loop_.remove(c->fd);
@@ -557,7 +559,7 @@ void Proxy::roam_first_frame(int fd) {
   }
   std::unique_ptr<Pending> taken = take_pending(fd);
   if (first->type == core::wire::FrameType::kHello) {
-    start_roam(std::move(taken));
+    queue_hello(std::move(taken));
     return;
   }
   std::vector<std::uint8_t> reply;
@@ -581,6 +583,19 @@ void Proxy::roam_first_frame(int fd) {
   }
   spdlog::debug("[{}] re-attach request from {}", r->second.driver->name(), taken->peer);
   r->second.driver->add_migrate_path(fd, taken->buf);
+}
+
+void Proxy::queue_hello(std::unique_ptr<Pending> p) {
+  hellos_.push_back(std::move(p));
+  // A timer due now runs after the loop has handled every ready descriptor of this pass.
+  if (!hello_timer_) hello_timer_ = loop_.at(loop_.now(), [this] { start_hellos(); });
+}
+
+void Proxy::start_hellos() {
+  hello_timer_ = 0;
+  std::vector<std::unique_ptr<Pending>> batch = std::move(hellos_);
+  hellos_.clear();
+  for (auto& p : batch) start_roam(std::move(p));
 }
 
 void Proxy::start_roam(std::unique_ptr<Pending> p) {

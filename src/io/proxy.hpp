@@ -129,6 +129,10 @@ class Proxy {
 
   void roam_first_frame(int fd);
   void start_roam(std::unique_ptr<Pending> p);
+  // New roam sessions (HELLO) start after every other ready connection of this loop pass has been
+  // read, so re-attach checks (one HMAC) are served before new handshakes (X25519; SPEC 13).
+  void queue_hello(std::unique_ptr<Pending> p);
+  void start_hellos();
   void roam_data(SessionDriver& d);
   void roam_refuse(Roam& r, core::socks5::Reply reply, const std::string& why);
   void roam_finished(SessionDriver& d);
@@ -160,6 +164,8 @@ class Proxy {
   core::ArrivalOrder<SessionDriver*> handshaking_;  // handshakes in progress, oldest first
   core::ArrivalOrder<SessionDriver*> waiting_;  // roam sessions in the wait state, longest first
   Loop::TimerId pending_timer_ = 0;
+  std::vector<std::unique_ptr<Pending>> hellos_;  // classified HELLOs waiting for the pass's end
+  Loop::TimerId hello_timer_ = 0;
   std::uint64_t next_id_ = 1;
   std::uint64_t counter_ = 0;
 };

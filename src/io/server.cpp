@@ -35,6 +35,8 @@ Server::~Server() {
     }
     if (t.timer) loop_.cancel(t.timer);
   }
+  for (auto& p : hellos_) ::close(p.fd);
+  if (hello_timer_) loop_.cancel(hello_timer_);
   drivers_.clear();
   if (pending_timer_) loop_.cancel(pending_timer_);
 }
@@ -129,7 +131,7 @@ void Server::on_pending(int fd) {
   pending_.erase(it->second);
   pending_by_fd_.erase(it);
   if (first->type == core::wire::FrameType::kHello) {
-    start_session(std::move(taken));
+    queue_hello(std::move(taken));
     return;
   }
   std::vector<std::uint8_t> reply;
@@ -153,6 +155,19 @@ void Server::on_pending(int fd) {
   }
   spdlog::debug("[{}] migrate request from {}", d->second->name(), taken.peer);
   d->second->add_migrate_path(fd, taken.buf);
+}
+
+void Server::queue_hello(Pending p) {
+  hellos_.push_back(std::move(p));
+  // A timer due now runs after the loop has handled every ready descriptor of this pass.
+  if (!hello_timer_) hello_timer_ = loop_.at(loop_.now(), [this] { start_hellos(); });
+}
+
+void Server::start_hellos() {
+  hello_timer_ = 0;
+  std::vector<Pending> batch = std::move(hellos_);
+  hellos_.clear();
+  for (auto& p : batch) start_session(std::move(p));
 }
 
 void Server::start_session(Pending p) {

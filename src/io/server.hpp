@@ -10,6 +10,7 @@
 #include <list>
 #include <memory>
 #include <unordered_map>
+#include <vector>
 
 #include "core/session/dispatcher.hpp"
 #include "io/listener.hpp"
@@ -60,6 +61,10 @@ class Server {
   void drop_pending(int fd);
   void sweep_pending();
   void start_session(Pending p);
+  // HELLOs are started after every other ready connection of this loop pass has been read, so
+  // migrate checks (one HMAC) are served before new handshakes (an X25519 each; SPEC 13).
+  void queue_hello(Pending p);
+  void start_hellos();
   void connect_target(SessionDriver& d);
   void on_finished(SessionDriver& d);
 
@@ -74,6 +79,8 @@ class Server {
   core::ArrivalOrder<SessionDriver*> handshaking_;  // handshakes in progress, oldest first
   core::ArrivalOrder<SessionDriver*> waiting_;  // sessions in the wait state, longest first
   Loop::TimerId pending_timer_ = 0;
+  std::vector<Pending> hellos_;   // classified HELLOs waiting for the end of this loop pass
+  Loop::TimerId hello_timer_ = 0;
   std::uint64_t session_counter_ = 0;
 };
 
