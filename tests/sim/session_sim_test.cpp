@@ -89,6 +89,9 @@ Options random_options(std::uint64_t seed) {
   return o;
 }
 
+// A one-way delay of 5–30 ms picked by the seed (without consuming the simulation's generator).
+std::uint64_t sim_delay_ms(std::uint64_t seed) { return 5 + seed % 26; }
+
 // --- 1. the headline ------------------------------------------------------------------------
 
 TEST(SimCuts, EveryByteExactlyOnceInOrderAcrossAThousandCuts) {
@@ -422,6 +425,42 @@ TEST(SimHandover, MakeBeforeBreakAtRandomMomentsIsExact) {
   }
   std::printf("[sim] %llu make-before-break moves during bulk transfers, all exact\n",
               static_cast<unsigned long long>(moves));
+}
+
+// A second move right after a make-before-break move is accepted, on a slow link, so the first
+// resend has not caught up: either a second CHALLENGE arrives (the path still dropping the overlap
+// becomes the one that drains) or that path is cut (break-before-make).
+TEST(SimHandover, MakeBeforeBreakAgainWhileTheResendCatchesUpIsExact) {
+  std::uint64_t overlapping = 0;
+  for (std::uint64_t seed : seeds(8000, 60)) {
+    SCOPED_TRACE(trace_of(seed));
+    Options o = steady_options(seed);
+    o.link.bytes_per_sec = 2'000'000;
+    o.link.delay = std::chrono::milliseconds(sim_delay_ms(seed));
+    o.client.handshake.buffer_cap = o.server.handshake.buffer_cap = 1u << 20;
+    o.c2s.bytes = o.s2c.bytes = 600 * 1024;
+    o.c2s.stall_prob = o.s2c.stall_prob = 0;
+    Simulator sim(o);
+    const double f = std::uniform_real_distribution<double>(0.1, 0.6)(sim.rng());
+    ASSERT_TRUE(run_to_progress(sim, f)) << sim.summary();
+    sim.client().request_migration(sim.now());
+    ASSERT_TRUE(sim.run_until([&] { return sim.stats(Side::kClient).migrated_at.size() == 1; },
+                              Time::never()))
+        << sim.summary();
+    if (!sim.done()) {
+      // Half the seeds move make-before-break again; the others lose the new path outright
+      // (break-before-make while the resend is still in flight on it).
+      if (seed % 2 == 0)
+        sim.client().request_migration(sim.now());
+      else
+        sim.cut(*sim.cut_target(), CutSpec{Duration{0}, Duration{0}});
+      ++overlapping;
+    }
+    ASSERT_TRUE(sim.run_to_end()) << sim.summary();
+    expect_exact_and_clean(sim);
+    if (::testing::Test::HasFailure()) return;
+  }
+  EXPECT_GT(overlapping, 0u);
 }
 
 // --- 6. small cap, slow reader -------------------------------------------------------------

@@ -395,7 +395,9 @@ Result<void> Session::handle_data(Path& p, Bytes payload, Time now) {
   if (!receives_data(p)) return fail(Errc::kProtocol, "DATA before the session was established");
   last_heard_ = last_progress_ = now;
   suspect_ = false;
-  if (!resent_ || p.role != PathRole::kActive) return rx_.append(payload);
+  // The path carrying the server's resend drops what we already hold, also while it drains
+  // beside a newer attempt.
+  if (!resent_ || p.id != resend_path_) return rx_.append(payload);
   const std::size_t dup = static_cast<std::size_t>(std::min<std::uint64_t>(skip_, payload.size()));
   skip_ -= dup;
   if (auto ok = rx_.append(payload.subspan(dup)); !ok) return ok;
@@ -530,7 +532,7 @@ Result<void> Session::on_established_frame(Path& p, const FrameDecoder::Frame& f
       auto fin = wire::parse_fin(payload);
       if (!fin) return tl::unexpected(fin.error());
       if (auto ok = rx_.on_fin(fin->offset); !ok) return ok;
-      if (p.role == PathRole::kActive) note_resent(1, now);
+      if (resent_ && p.id == resend_path_) note_resent(1, now);
       return {};
     }
     default:
@@ -610,10 +612,13 @@ Result<void> Session::client_on_migrate_reply(Path& p, const FrameDecoder::Frame
       // The old path is never read again: from here on the server resends from what RESPONSE
       // named, and whatever the old path delivered past that is dropped from the resend.
       stop_draining();
+      skip_ = 0;
+      resent_.reset();
       if (p.reported < rx_.received()) {
         const std::uint64_t data_end = rx_.received() - (rx_.fin_received() ? 1 : 0);
         skip_ = data_end > p.reported ? data_end - p.reported : 0;
         resent_ = p.reported;
+        resend_path_ = p.id;
       }
       p.role = PathRole::kActive;
       active_ = p.id;

@@ -345,6 +345,7 @@ class Session {
   // the resend has caught up.
   std::uint64_t skip_ = 0;
   std::optional<std::uint64_t> resent_;
+  PathId resend_path_ = 0;  // the path the resend arrives on (it may drain beside a newer one)
   std::uint64_t request_ = 0;        // client: newest request number; server: newest adopted
   int refusals_ = 0;                 // client: REFUSED answers to the newest attempt
   bool connect_request_ = false;
