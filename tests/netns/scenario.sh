@@ -268,7 +268,7 @@ case "$NAME" in
       command -v $t >/dev/null || { echo "SKIPPED: needs $t"; exit 77; }
     done
     mkdir -p "$WORK/www"
-    head -c 24000000 /dev/urandom > "$WORK/www/file"
+    head -c 48000000 /dev/urandom > "$WORK/www/file"
     tb_hosts mob proxy.roam.test $TB_PROXY $TB_PROXY6
     tb_srv python3 -m http.server 8080 --bind $TB_SERVER6 --directory "$WORK/www" 2>"$WORK/http.log" &
     PIDS+=($!)
@@ -280,8 +280,10 @@ case "$NAME" in
     PIDS+=($!)
     tb_cell6_up
     wait_for "grep -qs 'listening on' '$WORK/srv.log' && grep -qs 'listening on' '$WORK/cli.log' && tb_srv ss -Hltn 'sport = :8080' | grep -q 8080" 10 "proxy, agent and web server"
-    # --socks5 (not -hostname): curl sends the IPv6 literal as SOCKS5 address type 4.
-    tb_mob curl -sS --fail --socks5 127.0.0.1:1080 --limit-rate 3M \
+    # --socks5 (not -hostname): curl sends the IPv6 literal as SOCKS5 address type 4. 2 MB/s of
+    # 48 MB: 24 s, so the 4 handovers fall inside the download even after curl's rate limit
+    # catches up on a slow start.
+    tb_mob curl -sS --fail --socks5 127.0.0.1:1080 --limit-rate 2M \
       -o "$WORK/out" "http://[$TB_SERVER6]:8080/file" 2>"$WORK/curl.log" &
     CURL=$!; PIDS+=($CURL)
     size() { stat -c %s "$WORK/out" 2>/dev/null || echo 0; }
