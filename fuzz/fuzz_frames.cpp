@@ -73,7 +73,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (h) {
     CHECK(size >= kFrameHeaderSize);
     CHECK(std::string(frame_type_name(h->type)) != "UNKNOWN");
-    CHECK(h->length <= kMaxDataPayload);
+    // The largest frame is a SEALED one carrying a full DATA payload (inner type + tag on top).
+    CHECK(h->length <= (h->type == static_cast<std::uint8_t>(FrameType::kSealed) ? kMaxSealedPayload
+                                                                                  : kMaxDataPayload));
     CHECK(h->type != static_cast<std::uint8_t>(FrameType::kData) || h->length > 0);
   } else {
     CHECK((h.error().code == Errc::kNeedMore) == (size < kFrameHeaderSize));
