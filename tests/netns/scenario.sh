@@ -217,7 +217,7 @@ case "$NAME" in
     # --interface wifi: the session never leaves Wi-Fi, even while only cellular works.
     tb_cell_up
     start_stream --interface wifi
-    tb_wifi_down; sleep 1
+    tb_wifi_down; sleep 1  # the outage itself (1 s without Wi-Fi), not a wait for readiness
     tb_wifi_up; flowing
     finish_stream
     ! grep -q "migrated to $TB_CELL_NET" "$WORK/cli.log" || fail "a pinned session used cellular" ;;
@@ -227,7 +227,7 @@ case "$NAME" in
     dual_stack_server
     start_stream
     grep -q "session established ($TB_WIFI_NET.2:" "$WORK/cli.log" || fail "did not start on IPv4"
-    tb_wifi_down; sleep 0.3; tb_cell6_up
+    tb_wifi_down; sleep 0.3; tb_cell6_up  # break-before-make: a 0.3 s gap without any network
     flowing; last_migration_from "[$TB_CELL6_NET::2]"
     tb_cell6_down; sleep 0.3; tb_wifi_up
     flowing; last_migration_from $TB_WIFI_NET.2
