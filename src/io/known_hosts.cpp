@@ -78,12 +78,28 @@ void ServerPin::on_established(const core::Session& s) {
   // Another process may have pinned meanwhile: re-read before appending.
   if (auto ok = load(); ok && pinned_) return;
   make_parent_dirs(file_);
-  const int fd = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  const std::string line = core::keys::known_host_line(host_, *key);
+  const int fd = ::open(file_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  // The new line's number (for the warning a later key change prints), and a newline first if
+  // the file's last line has none (else the pin would be glued onto that line).
+  std::string line = core::keys::known_host_line(host_, *key);
+  std::size_t lines = 0;
+  char last = '\n';
+  char buf[4096];
+  ssize_t n = 0;
+  while (fd >= 0 && (n = ::read(fd, buf, sizeof buf)) > 0) {
+    for (ssize_t i = 0; i < n; ++i) lines += buf[i] == '\n';
+    last = buf[n - 1];
+  }
+  if (last != '\n') {
+    line.insert(line.begin(), '\n');
+    ++lines;
+  }
   if (fd < 0 || ::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
     spdlog::warn("cannot pin the key of {} in {}: {}", host_, file_, std::strerror(errno));
   } else {
-    spdlog::info("pinned the key of {} ({}) in {}", host_, core::keys::format_public(*key), file_);
+    line_ = lines + 1;
+    spdlog::info("pinned the key of {} ({}) in {}:{}", host_, core::keys::format_public(*key), file_,
+                 line_);
   }
   if (fd >= 0) ::close(fd);
   pinned_ = key;

@@ -726,6 +726,7 @@ void TapProxy::accept_loop() {
     }
     std::lock_guard<std::mutex> lk(mu_);
     recorded_.emplace_back();
+    recorded_down_.emplace_back();
     const std::size_t index = recorded_.size() - 1;
     threads_.emplace_back([this, c, s, index] { relay(c, s, index); });
   }
@@ -760,9 +761,9 @@ void TapProxy::relay(int c, int s, std::size_t index) {
         if (r > 0) {
           d->buf.assign(tmp, tmp + r);
           d->off = 0;
-          if (d == &up) {
+          {
             std::lock_guard<std::mutex> lk(mu_);
-            auto& rec = recorded_[index];
+            auto& rec = d == &up ? recorded_[index] : recorded_down_[index];
             const std::size_t k = std::min<std::size_t>(static_cast<std::size_t>(r),
                                                         keep_ - std::min(keep_, rec.size()));
             rec.insert(rec.end(), tmp, tmp + k);
@@ -816,6 +817,11 @@ std::optional<std::size_t> TapProxy::wait_recorded(std::size_t from, std::size_t
     return false;
   });
   return found;
+}
+
+std::vector<std::uint8_t> TapProxy::recorded_down(std::size_t i) {
+  std::lock_guard<std::mutex> lk(mu_);
+  return i < recorded_down_.size() ? recorded_down_[i] : std::vector<std::uint8_t>{};
 }
 
 std::size_t TapProxy::connections() {

@@ -321,7 +321,7 @@ class RelayThread {
 };
 
 // A recording TCP proxy: 127.0.0.1:0 → 127.0.0.1:target, one thread per connection; keeps the
-// first bytes each client sent. An error on either side resets both (a cut propagates).
+// first `keep` bytes each side sent. An error on either side resets both (a cut propagates).
 class TapProxy {
  public:
   explicit TapProxy(std::uint16_t target_port, std::size_t keep = 4096);
@@ -329,6 +329,8 @@ class TapProxy {
   std::uint16_t port() const { return port_; }
   // Client→server bytes of connection `i` (0-based, in accept order) recorded so far.
   std::vector<std::uint8_t> recorded(std::size_t i);
+  // Server→client bytes of connection `i` recorded so far.
+  std::vector<std::uint8_t> recorded_down(std::size_t i);
   std::size_t connections();
   // Waits until some connection with index >= `from` has recorded at least `bytes` bytes;
   // returns its index, or nothing at the deadline.
@@ -347,6 +349,7 @@ class TapProxy {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::vector<std::uint8_t>> recorded_;
+  std::vector<std::vector<std::uint8_t>> recorded_down_;
   std::vector<std::thread> threads_;
   std::thread acceptor_;
 };

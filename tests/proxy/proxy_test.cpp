@@ -21,6 +21,7 @@
 #include "core/wire/frames.hpp"
 #include "http_server.hpp"
 #include "itest_util.hpp"
+#include "proxy_util.hpp"
 
 namespace roam::ptest {
 namespace {
@@ -30,36 +31,6 @@ namespace fs = std::filesystem;
 using V = std::vector<std::uint8_t>;
 
 constexpr std::uint64_t kSeed = 4242;
-
-struct TmpDir {
-  fs::path path;
-  TmpDir() {
-    char tmpl[] = "/tmp/roam-proxy-test-XXXXXX";
-    if (::mkdtemp(tmpl)) path = tmpl;
-  }
-  ~TmpDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-std::shared_ptr<Process> start_proxy(std::vector<std::string> extra, std::uint16_t& port) {
-  std::vector<std::string> argv = {roam_bin(), "proxy", "--listen", "127.0.0.1:0"};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  auto p = std::make_shared<Process>(argv);
-  port = p->wait_listening();
-  return p;
-}
-
-std::shared_ptr<Process> start_socks(std::uint16_t proxy_port, std::vector<std::string> extra,
-                                     std::uint16_t& port) {
-  std::vector<std::string> argv = {roam_bin(), "socks", "--proxy", loopback_ep(proxy_port),
-                                   "--listen", "127.0.0.1:0"};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  auto p = std::make_shared<Process>(argv);
-  port = p->wait_listening();
-  return p;
-}
 
 std::optional<int> run(std::vector<std::string> argv, std::chrono::milliseconds timeout,
                        std::string* log = nullptr) {
