@@ -360,7 +360,7 @@ TEST(ProxyEncrypt, EncryptingAgentGetsASealedSessionFromAProxyWithoutEncrypt) {
 }
 
 // One SOCKS application through `socks_port` to a Service that answers a half-closed request with
-// `answer`; returns the reply code (-1 when the connection ended without one) and what ended it.
+// 100 bytes; returns the reply code (-1 when the connection ended without one) and what ended it.
 int one_request(std::uint16_t socks_port, std::uint16_t target_port, ReadEnd& how) {
   int fd = -1;
   const int code = socks_connect(socks_port, target_port, fd, how);
@@ -385,6 +385,10 @@ TEST(ProxyEncrypt, AgentPinsTheProxyKeyOnFirstUseAndRefusesAnotherKeyOrNone) {
   svc_opts.send_bytes = 100;
   svc_opts.timeout = seconds(10);
 
+  // A known_hosts file the user started, whose last line has no newline.
+  fs::create_directories(known.parent_path());
+  std::ofstream(known) << "# my roam servers";
+
   Service service(svc_opts, seconds(30));
   std::uint16_t pport = 0;
   auto first = start_proxy({"--allow-dest", "127.0.0.0/8", "--encrypt", "--key", k1}, pport);
@@ -401,9 +405,10 @@ TEST(ProxyEncrypt, AgentPinsTheProxyKeyOnFirstUseAndRefusesAnotherKeyOrNone) {
   EXPECT_EQ(how, ReadEnd::kEof);
   EXPECT_EQ(service.result().received, 5u);
   EXPECT_TRUE(socks->wait_for("pinned the key of " + proxy_name + " (" + pub1 + ") in " +
-                              known.string() + ":1"))
+                              known.string() + ":2"))
       << socks->log();
-  EXPECT_EQ(slurp(known), proxy_name + " " + pub1 + "\n");
+  const std::string pinned = "# my roam servers\n" + proxy_name + " " + pub1 + "\n";
+  EXPECT_EQ(slurp(known), pinned);
 
   // The same address, another key: refused before the proxy connects anywhere, with ssh's
   // warning (naming the file and line) in the agent's log; the application sees an abort.
@@ -420,11 +425,11 @@ TEST(ProxyEncrypt, AgentPinsTheProxyKeyOnFirstUseAndRefusesAnotherKeyOrNone) {
   const std::string log = socks->log();
   EXPECT_NE(log.find("ROAM SERVER " + proxy_name + " HAS CHANGED"), std::string::npos) << log;
   EXPECT_NE(log.find("it presents " + pub2), std::string::npos) << log;
-  EXPECT_NE(log.find("The pinned key is in " + known.string() + ":1;"), std::string::npos) << log;
+  EXPECT_NE(log.find("The pinned key is in " + known.string() + ":2;"), std::string::npos) << log;
   EXPECT_TRUE(second->wait_for("server key changed")) << second->log();
   EXPECT_EQ(second->log().find("connected to"), std::string::npos) << second->log();
   EXPECT_EQ(service2.result().received, 0u);  // never connected
-  EXPECT_EQ(slurp(known), proxy_name + " " + pub1 + "\n");
+  EXPECT_EQ(slurp(known), pinned);
   EXPECT_TRUE(socks->running());
 
   // A proxy that presents no key at all is refused too (stripping the key is no way around it).
@@ -437,7 +442,7 @@ TEST(ProxyEncrypt, AgentPinsTheProxyKeyOnFirstUseAndRefusesAnotherKeyOrNone) {
   EXPECT_EQ(one_request(sport, service3.port(), how), -1);
   EXPECT_TRUE(socks->wait_for("presented no key")) << socks->log();
   EXPECT_EQ(service3.result().received, 0u);
-  EXPECT_EQ(slurp(known), proxy_name + " " + pub1 + "\n");
+  EXPECT_EQ(slurp(known), pinned);
   EXPECT_TRUE(socks->running());
 }
 
