@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <cstdlib>
 #include <cstring>
 
 namespace roam::core::crypto {
@@ -12,6 +13,9 @@ static_assert(crypto_auth_hmacsha512256_BYTES == wire::kMacSize);
 static_assert(crypto_scalarmult_BYTES == wire::kKeySize);
 static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == kAeadTagSize);
 static_assert(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES == kAeadNonceSize);
+static_assert(crypto_aead_aes256gcm_ABYTES == kAeadTagSize);
+static_assert(crypto_aead_aes256gcm_NPUBBYTES == kGcmNonceSize);
+static_assert(crypto_aead_aes256gcm_KEYBYTES == wire::kKeySize);
 static_assert(crypto_sign_PUBLICKEYBYTES == kSignPublicSize);
 static_assert(crypto_sign_SECRETKEYBYTES == kSignSecretSize);
 static_assert(crypto_sign_BYTES == kSignatureSize);
@@ -130,6 +134,90 @@ bool aead_open(const Key& key, const AeadNonce& nonce, Bytes ad, Bytes sealed, M
   return crypto_aead_xchacha20poly1305_ietf_decrypt(out.data(), &n, nullptr, sealed.data(),
                                                     sealed.size(), ad.data(), ad.size(),
                                                     nonce.data(), key.data()) == 0;
+}
+
+const char* aead_name(Aead a) {
+  return a == Aead::kAes256Gcm ? "AES-256-GCM" : "XChaCha20-Poly1305";
+}
+
+bool aes256gcm_available() { return crypto_aead_aes256gcm_is_available() == 1; }
+
+GcmNonce gcm_nonce(std::uint64_t epoch, std::uint64_t seq) {
+  GcmNonce n{};
+  const auto e = be64(epoch);
+  const auto q = be64(seq);
+  std::memcpy(n.data(), e.data() + 4, 4);  // the low 32 bits (callers keep epoch <= kMaxGcmEpoch)
+  std::memcpy(n.data() + 4, q.data(), 8);
+  return n;
+}
+
+struct AeadKey::GcmState {
+  crypto_aead_aes256gcm_state st;
+};
+
+AeadKey::AeadKey() = default;
+
+AeadKey::AeadKey(Aead aead, const Key& key) : aead_(aead) {
+  if (aead != Aead::kAes256Gcm) {
+    key_ = key;
+    return;
+  }
+  if (!aes256gcm_available()) std::abort();  // never negotiated without it
+  gcm_ = std::make_unique<GcmState>();
+  crypto_aead_aes256gcm_beforenm(&gcm_->st, key.data());
+}
+
+AeadKey::AeadKey(AeadKey&& o) noexcept : aead_(o.aead_), key_(o.key_), gcm_(std::move(o.gcm_)) {
+  o.wipe();
+}
+
+AeadKey& AeadKey::operator=(AeadKey&& o) noexcept {
+  if (this != &o) {
+    wipe();
+    aead_ = o.aead_;
+    key_ = o.key_;
+    gcm_ = std::move(o.gcm_);
+    o.wipe();
+  }
+  return *this;
+}
+
+AeadKey::~AeadKey() { wipe(); }
+
+void AeadKey::wipe() {
+  sodium_memzero(key_.data(), key_.size());
+  if (gcm_) sodium_memzero(&gcm_->st, sizeof gcm_->st);
+  gcm_.reset();
+}
+
+void AeadKey::seal(std::uint64_t epoch, std::uint64_t seq, Bytes ad, Bytes plain,
+                   std::uint8_t* out) const {
+  unsigned long long n = 0;
+  if (gcm_) {
+    const GcmNonce nonce = gcm_nonce(epoch, seq);
+    crypto_aead_aes256gcm_encrypt_afternm(out, &n, plain.data(), plain.size(), ad.data(), ad.size(),
+                                          nullptr, nonce.data(), &gcm_->st);
+    return;
+  }
+  const AeadNonce nonce = aead_nonce(epoch, seq);
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out, &n, plain.data(), plain.size(), ad.data(),
+                                             ad.size(), nullptr, nonce.data(), key_.data());
+}
+
+bool AeadKey::open(std::uint64_t epoch, std::uint64_t seq, Bytes ad, Bytes sealed,
+                   std::uint8_t* out) const {
+  if (sealed.size() < kAeadTagSize) return false;
+  unsigned long long n = 0;
+  if (gcm_) {
+    const GcmNonce nonce = gcm_nonce(epoch, seq);
+    return crypto_aead_aes256gcm_decrypt_afternm(out, &n, nullptr, sealed.data(), sealed.size(),
+                                                 ad.data(), ad.size(), nonce.data(),
+                                                 &gcm_->st) == 0;
+  }
+  const AeadNonce nonce = aead_nonce(epoch, seq);
+  return crypto_aead_xchacha20poly1305_ietf_decrypt(out, &n, nullptr, sealed.data(), sealed.size(),
+                                                    ad.data(), ad.size(), nonce.data(),
+                                                    key_.data()) == 0;
 }
 
 SignKeyPair sign_keypair(Rng& rng) {

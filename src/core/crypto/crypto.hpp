@@ -1,5 +1,5 @@
 // Thin wrappers over libsodium: X25519, BLAKE2b (transcript hash, extract, KDF), HMAC-SHA-512-256,
-// XChaCha20-Poly1305 (--encrypt), Ed25519 (server keys), base64 and constant-time comparison. Nothing here is hand-rolled; every primitive is libsodium's.
+// XChaCha20-Poly1305 and AES-256-GCM (--encrypt), Ed25519 (server keys), base64 and constant-time comparison. Nothing here is hand-rolled; every primitive is libsodium's.
 //
 // Key schedule (docs/PROTOCOL.md §Keys):
 //   shared = X25519(own_secret, peer_public)                  (all-zero result is refused)
@@ -10,6 +10,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -97,6 +98,47 @@ void aead_seal(const Key& key, const AeadNonce& nonce, Bytes ad, Bytes plain, Mu
 // Decrypts `sealed` (ciphertext || tag) into `out` (sealed.size() - kAeadTagSize bytes). False
 // when the tag does not verify (tampered, replayed, reordered or wrong key); `out` is then zeroed.
 bool aead_open(const Key& key, const AeadNonce& nonce, Bytes ad, Bytes sealed, MutBytes out);
+
+// --- The sealing AEADs (docs/PROTOCOL.md §Encryption) -----------------------------------------
+// Which AEAD seals a session's frames: XChaCha20-Poly1305 unless both ends negotiated aes256gcm.
+enum class Aead : std::uint8_t { kXChaCha20Poly1305, kAes256Gcm };
+const char* aead_name(Aead a);
+// Whether this CPU can run libsodium's AES-256-GCM (AES-NI and PCLMULQDQ). Call after init().
+bool aes256gcm_available();
+// AES-256-GCM's nonce is 96 bits: be32(epoch) || be64(seq). A path whose epoch does not fit 32 bits
+// cannot be sealed with it (the session ends instead; see PROTOCOL.md).
+inline constexpr std::uint64_t kMaxGcmEpoch = 0xffffffffu;
+inline constexpr std::size_t kGcmNonceSize = 12;
+using GcmNonce = std::array<std::uint8_t, kGcmNonceSize>;
+GcmNonce gcm_nonce(std::uint64_t epoch, std::uint64_t seq);
+
+// One direction's AEAD key, ready to seal or open frame after frame: for AES-256-GCM the key
+// schedule and the GHASH key are computed once, here (crypto_aead_aes256gcm_beforenm), not per
+// frame. The nonce is computed from (epoch, seq) as above. Wiped on destruction.
+class AeadKey {
+ public:
+  AeadKey();
+  // kAes256Gcm only where aes256gcm_available() (aborts otherwise: a caller bug).
+  AeadKey(Aead aead, const Key& key);
+  AeadKey(AeadKey&& o) noexcept;
+  AeadKey& operator=(AeadKey&& o) noexcept;
+  ~AeadKey();
+  Aead aead() const { return aead_; }
+  // Encrypts `plain` into `out` (plain.size() + kAeadTagSize bytes: ciphertext || tag), also
+  // authenticating `ad`. `out` may be plain.data() (in place).
+  void seal(std::uint64_t epoch, std::uint64_t seq, Bytes ad, Bytes plain, std::uint8_t* out) const;
+  // Verifies and decrypts `sealed` (ciphertext || tag) into `out` (sealed.size() - kAeadTagSize
+  // bytes; may be sealed.data()). False when the tag does not verify; `out` then holds no
+  // plaintext (libsodium zeroes it).
+  bool open(std::uint64_t epoch, std::uint64_t seq, Bytes ad, Bytes sealed, std::uint8_t* out) const;
+
+ private:
+  struct GcmState;
+  void wipe();
+  Aead aead_ = Aead::kXChaCha20Poly1305;
+  Key key_{};
+  std::unique_ptr<GcmState> gcm_;
+};
 
 // --- Ed25519 (server static keys) ---------------------------------------------------------------
 inline constexpr std::size_t kSignPublicSize = wire::kSignPublicSize;

@@ -2,6 +2,13 @@
 
 namespace roam::core {
 
+void Sealer::start(crypto::Aead aead, const wire::Key& key, std::uint64_t epoch) {
+  key_ = crypto::AeadKey(aead, key);
+  epoch_ = epoch;
+  seq_ = 0;
+  on_ = true;
+}
+
 void Sealer::seal(wire::FrameType inner, Bytes payload, std::vector<std::uint8_t>& out) {
   const std::size_t start = out.size();
   const std::size_t length = wire::kSealedOverhead + payload.size();
@@ -10,41 +17,27 @@ void Sealer::seal(wire::FrameType inner, Bytes payload, std::vector<std::uint8_t
   wire::encode_header(wire::FrameType::kSealed, static_cast<std::uint32_t>(length), f);
   f[wire::kFrameHeaderSize] = static_cast<std::uint8_t>(inner);
   const Bytes ad(f, wire::kFrameHeaderSize + 1);
-  crypto::aead_seal(key_, crypto::aead_nonce(epoch_, seq_++), ad, payload,
-                    MutBytes(f + wire::kFrameHeaderSize + 1, payload.size() + wire::kSealTagSize));
+  key_.seal(epoch_, seq_++, ad, payload, f + wire::kFrameHeaderSize + 1);
 }
 
-void Sealer::seal_tail(std::vector<std::uint8_t>& out, std::size_t from) {
-  if (from >= out.size()) return;
-  const std::vector<std::uint8_t> plain(out.begin() + static_cast<std::ptrdiff_t>(from), out.end());
-  out.resize(from);
-  std::size_t pos = 0;
-  // Our own encoders produced these frames: each header is whole and its length is right.
-  while (pos + wire::kFrameHeaderSize <= plain.size()) {
-    const std::uint8_t* h = plain.data() + pos;
-    const std::size_t len = (std::size_t{h[1]} << 16) | (std::size_t{h[2]} << 8) | h[3];
-    seal(static_cast<wire::FrameType>(h[0]),
-         Bytes(h + wire::kFrameHeaderSize, std::min(len, plain.size() - pos - wire::kFrameHeaderSize)),
-         out);
-    pos += wire::kFrameHeaderSize + len;
-  }
-}
-
-Result<Bytes> Sealer::open(Bytes frame, std::vector<std::uint8_t>& scratch) {
+Result<MutBytes> Sealer::open(MutBytes frame, MutBytes into) {
   auto v = wire::parse_sealed(frame.subspan(wire::kFrameHeaderSize));
   if (!v) return tl::unexpected(v.error());
   const std::size_t n = v->sealed.size() - wire::kSealTagSize;
-  scratch.resize(wire::kFrameHeaderSize + n);
-  const Bytes ad = frame.first(wire::kFrameHeaderSize + 1);
-  if (!crypto::aead_open(key_, crypto::aead_nonce(epoch_, seq_), ad, v->sealed,
-                         MutBytes(scratch.data() + wire::kFrameHeaderSize, n)))
+  const std::size_t body = wire::kFrameHeaderSize + 1;  // the ciphertext starts here
+  std::uint8_t* out = into.empty() ? frame.data() + body : into.data();
+  if ((!into.empty() && into.size() != n) ||
+      !key_.open(epoch_, seq_, frame.first(body), v->sealed, out))
     return fail(Errc::kBadMac, "sealed frame " + std::to_string(seq_) + " on path epoch " +
                                    std::to_string(epoch_) +
                                    " does not authenticate (tampered, replayed or reordered)");
   ++seq_;
+  if (!into.empty()) return into;
+  // In place: the inner header goes right before the plaintext, over the SEALED header's tail.
+  MutBytes inner = frame.subspan(1, wire::kFrameHeaderSize + n);
   wire::encode_header(static_cast<wire::FrameType>(v->inner_type), static_cast<std::uint32_t>(n),
-                      scratch.data());
-  return Bytes(scratch);
+                      inner.data());
+  return inner;
 }
 
 }  // namespace roam::core

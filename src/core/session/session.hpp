@@ -122,7 +122,7 @@ class FrameDecoder {
  public:
   struct Frame {
     wire::FrameHeader header;
-    Bytes bytes;  // header and payload
+    MutBytes bytes;  // header and payload, in the decoder's buffer (a SEALED frame is opened there)
   };
   // Feeds `in`. For each complete control frame calls on_frame(Frame) -> Result<void>; for DATA
   // payload bytes calls on_data(Bytes) -> Result<void>. Stops at the first error.
@@ -137,11 +137,42 @@ class FrameDecoder {
   bool preamble_done() const { return stage_ != Stage::kPreamble; }
   // --encrypt: from the next frame header on, only SEALED frames are valid (and before, none is).
   void require_sealed() { sealed_only_ = true; }
+  // Inside a control frame (on an encrypted path: a SEALED frame of up to 256 KiB), the rest of it
+  // can be read straight into the frame buffer: this is its unfilled tail (empty otherwise).
+  MutBytes frame_space() {
+    if (stage_ != Stage::kControl) return {};
+    return MutBytes(partial_.data() + filled_, need_ - filled_);
+  }
+  // `n` bytes were read into frame_space(); calls on_frame once the frame is complete.
+  template <typename OnFrame>
+  Result<void> frame_read_directly(std::size_t n, OnFrame&& on_frame);
 
  private:
+  // Grows without zero-filling: every byte of a frame is written by a read before it is used.
+  template <typename T>
+  struct UninitAlloc : std::allocator<T> {
+    template <typename U>
+    struct rebind {
+      using other = UninitAlloc<U>;
+    };
+    UninitAlloc() = default;
+    template <typename U>
+    UninitAlloc(const UninitAlloc<U>&) {}
+    template <typename U>
+    void construct(U* p) noexcept {
+      ::new (static_cast<void*>(p)) U;
+    }
+    template <typename U, typename... A>
+    void construct(U* p, A&&... a) {
+      ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
+    }
+  };
+  Result<void> deliver_control(auto&& on_frame);
+
   enum class Stage : std::uint8_t { kPreamble, kHeader, kControl, kData };
   Stage stage_ = Stage::kPreamble;
-  std::vector<std::uint8_t> partial_;
+  std::vector<std::uint8_t, UninitAlloc<std::uint8_t>> partial_;
+  std::size_t filled_ = 0;  // kControl: bytes of the frame (header included) in partial_
   std::size_t need_ = wire::kPreambleSize;
   std::size_t data_left_ = 0;
   bool sealed_only_ = false;
@@ -291,6 +322,11 @@ class Session {
   void refuse_stale(Path& p, std::uint64_t request);
   void queue_accept(Path& p, std::uint64_t request, Time now);
   void feed(Path& p, Bytes in, Time now);
+  // What feeding a path's bytes gave: a failure (other than "stop") fails the path.
+  void fed(Path& p, const Result<void>& r, Time now);
+  // Whether DATA payload bytes for `p` may go straight into the receive ring (nothing to check or
+  // drop first).
+  bool data_direct(const Path& p) const;
   void path_failed(Path& p, Time now, const Error& why, bool peer_fault);
   void lose_active(Time now, const std::string& why);
   void enter_established(Time now);
@@ -323,7 +359,8 @@ class Session {
   SendStream tx_;
   RecvStream rx_;
   std::deque<Path> paths_;  // deque: adding a path keeps references to the others valid
-  std::optional<PathId> direct_read_;  // recv_space() pointed into the receive ring
+  std::optional<PathId> direct_read_;   // recv_space() pointed into the receive ring
+  std::optional<PathId> direct_frame_;  // recv_space() pointed into a path's frame buffer
   std::optional<PathId> active_;
   std::deque<Event> events_;
   // Read target for frame headers and control frames, shared by every session on this thread:
