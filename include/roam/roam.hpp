@@ -98,6 +98,12 @@ struct SessionOptions {
   // Retention cap per direction: the most unacknowledged bytes kept for resume; also the flow
   // control window (write() accepts no more than this ahead of what the peer consumed). 4 KiB..4 GiB.
   std::uint64_t buffer = 8u << 20;
+  // Encryption (`--encrypt`): every byte and control frame after the handshake travels sealed
+  // (XChaCha20-Poly1305, keys per session and direction); a tampered, replayed or reordered frame
+  // ends the session (kBadMac). Client: offer it and refuse a server that will not (kProtocol).
+  // Server: refuse clients that do not offer it (kProtocol, "this server requires encryption");
+  // a server without it still encrypts every session whose client asks.
+  bool encrypt = false;
 };
 
 struct ConnectOptions : SessionOptions {
@@ -109,12 +115,26 @@ struct ConnectOptions : SessionOptions {
   // Follow address and route changes (rtnetlink) and migrate at once; without it only
   // heartbeats and socket errors trigger a migration.
   bool watch_network = true;
+  // Key pinning (`--known-hosts`): a file of "HOST:PORT ed25519 BASE64" lines (`#` comments),
+  // the same format as `roam connect`'s (its default is ~/.config/roam/known_hosts). A server
+  // started with a key (ListenOptions::key_file, `roam server --key`) signs its handshake; the
+  // first session to a HOST:PORT (as passed to connect) that has no line appends one. Afterwards
+  // a server there that presents another key fails the session with kCrypto ("server key
+  // changed"), one that presents none with kProtocol, and an ssh-like warning is logged. Servers
+  // without a key are never pinned. Empty (the default): nothing is pinned or checked. The file
+  // is read at connect(): kSystem when it exists but cannot be read.
+  std::string known_hosts;
 };
 
 struct ListenOptions : SessionOptions {
   // Cap on connections that have not finished their first frame or handshake; when full the
   // oldest is evicted (never the newcomer).
   std::size_t max_unfinished = 4096;
+  // Server key (`--key`): a secret key file written by `roam keygen` (mode 0600). Every handshake
+  // is then signed, so that clients pin this key and refuse an impostor later (see
+  // ConnectOptions::known_hosts). listen() fails with kInvalidArgument when the file cannot be
+  // read, is readable by group or others, or is not a roam key. Empty (the default): no key.
+  std::string key_file;
 };
 
 // --- events --------------------------------------------------------------------------------

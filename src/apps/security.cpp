@@ -61,17 +61,8 @@ void apply_server_security(const SecurityFlags& flags, core::SessionConfig& cfg)
   cfg.handshake.features |= core::wire::kFeatureEncrypt;  // encrypt whenever a client asks
   cfg.handshake.require_encrypt = flags.encrypt;
   if (flags.key.empty()) return;
-  struct stat st {};
-  if (::stat(flags.key.c_str(), &st) != 0)
-    throw std::runtime_error("cannot read the key file " + flags.key + ": " + std::strerror(errno));
-  if (st.st_mode & 077)
-    throw std::runtime_error("the key file " + flags.key +
-                             " is readable by others; run chmod 600 on it (it is a secret)");
-  std::ifstream in(flags.key);
-  std::stringstream text;
-  text << in.rdbuf();
-  auto kp = core::keys::parse_secret(text.str());
-  if (!kp) throw std::runtime_error(flags.key + ": " + kp.error().detail);
+  auto kp = io::load_server_key(flags.key);
+  if (!kp) throw std::runtime_error(kp.error().detail);
   spdlog::info("server key {} (from {})", core::keys::format_public(kp->public_key), flags.key);
   cfg.handshake.identity = std::make_shared<const core::crypto::SignKeyPair>(*kp);
 }

@@ -30,6 +30,22 @@ std::string default_known_hosts_path() {
   return std::string(home && *home ? home : ".") + "/.config/roam/known_hosts";
 }
 
+core::Result<core::crypto::SignKeyPair> load_server_key(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return core::fail(core::Errc::kMalformed,
+                      "cannot read the key file " + path + ": " + std::strerror(errno));
+  if (st.st_mode & 077)
+    return core::fail(core::Errc::kMalformed,
+                      "the key file " + path + " is readable by others; run chmod 600 on it (it is a secret)");
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto kp = core::keys::parse_secret(text.str());
+  if (!kp) return core::fail(core::Errc::kMalformed, path + ": " + kp.error().detail);
+  return *kp;
+}
+
 ServerPin::ServerPin(std::string file, std::string host)
     : file_(std::move(file)), host_(std::move(host)) {}
 

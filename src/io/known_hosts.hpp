@@ -20,6 +20,12 @@ namespace roam::io {
 // $ROAM_KNOWN_HOSTS is not consulted; the default is $HOME/.config/roam/known_hosts.
 std::string default_known_hosts_path();
 
+// The server's side: reads a secret key file written by `roam keygen` (`--key`, the library's
+// ListenOptions::key_file). Errors (kMalformed, with a reason naming the file): it cannot be
+// read, it is readable by group or others (a secret: "run chmod 600"), or it is not one
+// well-formed secret line.
+core::Result<core::crypto::SignKeyPair> load_server_key(const std::string& path);
+
 class ServerPin {
  public:
   // `host` is the server as the user named it ("host:port", "[v6]:port").

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "io/known_hosts.hpp"
 #include "lib/internal.hpp"
 
 namespace roam {
@@ -36,6 +37,7 @@ Result<core::SessionConfig> session_config(const SessionOptions& o) {
   cfg.handshake.wait = o.wait;
   cfg.handshake.buffer_cap = o.buffer;
   cfg.heartbeat = o.heartbeat;
+  cfg.handshake.require_encrypt = o.encrypt;  // client: offer and require; server: require
   return cfg;
 }
 
@@ -358,6 +360,12 @@ Result<Connection> Context::connect(std::string_view host_port, const ConnectOpt
   if (!ep) return tl::unexpected(ep.error());
   auto cfg = session_config(opts);
   if (!cfg) return tl::unexpected(cfg.error());
+  std::shared_ptr<io::ServerPin> pin;
+  if (!opts.known_hosts.empty()) {
+    pin = std::make_shared<io::ServerPin>(opts.known_hosts, ep->str());
+    if (auto ok = pin->load(); !ok) return lib_fail(Errc::kSystem, ok.error().detail);
+    *cfg = pin->apply(std::move(*cfg));
+  }
   if (!m.running) m.loop.refresh_now();
   auto session = core::Session::client(*cfg, core::crypto::system_rng(), m.loop.now());
   auto state = std::make_shared<Connection::State>();
@@ -367,6 +375,7 @@ Result<Connection> Context::connect(std::string_view host_port, const ConnectOpt
     m.watching.erase(&d);
     m.clients.erase(&d);
   };
+  io::ServerPin::watch(hooks, pin);  // pins on first use, explains a refused key change
   const std::string name = "c" + std::to_string(++m.client_counter) + " " + ep->str();
   auto driver = std::make_unique<io::SessionDriver>(m.loop, std::move(session), name,
                                                     std::move(hooks));
@@ -393,6 +402,12 @@ Result<Listener> Context::listen(std::string_view addr_port,
   if (!ep) return tl::unexpected(ep.error());
   auto cfg = session_config(opts);
   if (!cfg) return tl::unexpected(cfg.error());
+  cfg->handshake.features |= core::wire::kFeatureEncrypt;  // encrypt whenever a client asks
+  if (!opts.key_file.empty()) {
+    auto kp = io::load_server_key(opts.key_file);
+    if (!kp) return lib_fail(Errc::kInvalidArgument, kp.error().detail);
+    cfg->handshake.identity = std::make_shared<const core::crypto::SignKeyPair>(*kp);
+  }
   if (!m.running) m.loop.refresh_now();
   io::ServerConfig sc;
   sc.listen = *ep;

@@ -1,15 +1,23 @@
 // libroam's public API (include/roam/roam.hpp), in process on 127.0.0.1: a callback-API server
-// on one Context, blocking Streams on another, and a CutRelay between them where paths must break.
+// on one Context, blocking Streams on another, and a CutRelay between them where paths must break;
+// encryption, server keys and key pinning (SessionOptions::encrypt, ListenOptions::key_file,
+// ConnectOptions::known_hosts).
 #include <gtest/gtest.h>
+
+#include <stdlib.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <numeric>
 #include <roam/roam.hpp>
+#include <sstream>
 
 #include "harness.hpp"
+#include "key_file.hpp"
 
 namespace {
 
@@ -28,9 +36,10 @@ std::vector<std::uint8_t> pattern(std::size_t n, std::uint64_t seed) {
 // shuts down. It records the session events it saw.
 class ReplyServer {
  public:
-  explicit ReplyServer(roam::ListenOptions opts = {}, bool keep_handle = true) {
+  explicit ReplyServer(roam::ListenOptions opts = {}, bool keep_handle = true,
+                       const std::string& address = "127.0.0.1:0") {
     auto l = ctx_.listen(
-        "127.0.0.1:0",
+        address,
         [this, keep_handle](roam::Connection c) {
           if (!keep_handle) return;  // dropping the handle closes the session gracefully
           auto got = std::make_shared<std::vector<std::uint8_t>>();
@@ -131,16 +140,16 @@ TEST(Library, HalfCloseInBothDirectionsEndsCleanly) {
   EXPECT_EQ(w.error().code, roam::Errc::kShutdown);
 }
 
-TEST(Library, SurvivesCutsWithEveryByteInOrderAndReportsMigrations) {
-  roam::ListenOptions lo;
-  lo.heartbeat = 200ms;
+// A ReplyServer with `lo`, a relay in front of it and a Stream (with `co`) through the relay that
+// sends 4 MiB in four parts with a cut of the relay between parts; checks the echo byte for byte,
+// the clean end and the migrations on both sides.
+void echo_through_three_cuts(roam::ListenOptions lo, roam::ConnectOptions co) {
+  lo.heartbeat = co.heartbeat = 200ms;
+  co.watch_network = false;
   ReplyServer server(lo);
   RelayThread relay(server.port());
   roam::Context ctx;
   ASSERT_TRUE(ctx.start());
-  roam::ConnectOptions co;
-  co.heartbeat = 200ms;
-  co.watch_network = false;
   auto s = roam::Stream::connect(ctx, "127.0.0.1:" + std::to_string(relay.port()), co);
   ASSERT_TRUE(s) << s.error().message;
   const auto data = pattern(4 << 20, 2);
@@ -167,6 +176,10 @@ TEST(Library, SurvivesCutsWithEveryByteInOrderAndReportsMigrations) {
   server.wait_closed(1);
   EXPECT_GE(server.migrated(), 3);
   EXPECT_GE(server.path_lost(), 1);  // the server saw its side of at least one cut
+}
+
+TEST(Library, SurvivesCutsWithEveryByteInOrderAndReportsMigrations) {
+  echo_through_three_cuts({}, {});
 }
 
 TEST(Library, ConnectionRefusedIsAnErrorValue) {
@@ -296,6 +309,132 @@ TEST(Library, CallbackApiOnTheLoopThreadWithPost) {
   EXPECT_TRUE(reply == data);
   EXPECT_TRUE(conn.ended());
   EXPECT_EQ(conn.stats().bytes_sent, data.size());
+}
+
+// --- encryption and server keys ---------------------------------------------------------------
+
+// A fresh directory under /tmp, removed with its files.
+struct TmpDir {
+  std::filesystem::path path;
+  TmpDir() {
+    char tmpl[] = "/tmp/roam-lib-test-XXXXXX";
+    if (::mkdtemp(tmpl)) path = tmpl;
+  }
+  ~TmpDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(LibraryEncrypt, EncryptedSignedSessionSurvivesCutsWithEveryByteInOrder) {
+  TmpDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  roam::ListenOptions lo;
+  lo.encrypt = true;  // requires it: a session that works is an encrypted one
+  lo.key_file = dir.path / "server_key";
+  const std::string pub = roam::itest::write_server_key(lo.key_file);
+  roam::ConnectOptions co;
+  co.encrypt = true;
+  co.known_hosts = dir.path / "known_hosts";
+  echo_through_three_cuts(lo, co);
+  // The key was pinned under the address the client named (the relay's).
+  const std::string pinned = slurp(co.known_hosts);
+  EXPECT_EQ(pinned.rfind("127.0.0.1:", 0), 0u) << pinned;
+  EXPECT_NE(pinned.find(" " + pub + "\n"), std::string::npos) << pinned;
+}
+
+TEST(LibraryEncrypt, MismatchedEncryptionIsRefusedWithTheReason) {
+  roam::ListenOptions lo;
+  lo.encrypt = true;
+  ReplyServer server(lo);
+  roam::Context ctx;
+  ASSERT_TRUE(ctx.start());
+  auto plain = roam::Stream::connect(ctx, "127.0.0.1:" + std::to_string(server.port()));
+  ASSERT_FALSE(plain);
+  EXPECT_EQ(plain.error().code, roam::Errc::kAborted) << plain.error().message;
+  EXPECT_NE(plain.error().message.find("this server requires encryption"), std::string::npos)
+      << plain.error().message;
+  // A server without `encrypt` encrypts for a client that asks (it is not refused).
+  ReplyServer any;
+  roam::ConnectOptions co;
+  co.encrypt = true;
+  auto s = roam::Stream::connect(ctx, "127.0.0.1:" + std::to_string(any.port()), co);
+  ASSERT_TRUE(s) << s.error().message;
+  const auto data = pattern(100000, 5);
+  EXPECT_EQ(round_trip(*s, data), data);
+  EXPECT_TRUE(s->wait_closed().clean);
+}
+
+TEST(LibraryEncrypt, FirstUsePinsTheServerKeyAndAChangedKeyIsRefused) {
+  TmpDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  const auto k1 = dir.path / "k1", k2 = dir.path / "k2";
+  const std::string pub1 = roam::itest::write_server_key(k1);
+  const std::string pub2 = roam::itest::write_server_key(k2);
+  roam::ConnectOptions co;
+  co.encrypt = true;
+  co.known_hosts = dir.path / "known_hosts";
+  roam::Context ctx;
+  ASSERT_TRUE(ctx.start());
+  const auto data = pattern(1000, 6);
+  std::uint16_t port = 0;
+  std::string addr;
+  {
+    roam::ListenOptions lo;
+    lo.key_file = k1;
+    ReplyServer first(lo);
+    port = first.port();
+    addr = "127.0.0.1:" + std::to_string(port);
+    auto s = roam::Stream::connect(ctx, addr, co);
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_EQ(round_trip(*s, data), data);
+    EXPECT_TRUE(s->wait_closed().clean);
+  }
+  EXPECT_EQ(slurp(co.known_hosts), addr + " " + pub1 + "\n");
+
+  // Another key at the same address: refused before any byte of the session, file unchanged.
+  roam::ListenOptions lo2;
+  lo2.key_file = k2;
+  ReplyServer second(lo2, true, addr);
+  ASSERT_EQ(second.port(), port);
+  auto s = roam::Stream::connect(ctx, addr, co);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, roam::Errc::kCrypto) << s.error().message;
+  EXPECT_NE(s.error().message.find("server key changed"), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find(pub2), std::string::npos) << s.error().message;
+  EXPECT_EQ(slurp(co.known_hosts), addr + " " + pub1 + "\n");
+  // Without known_hosts nothing is checked (and nothing written).
+  roam::ConnectOptions unpinned;
+  auto u = roam::Stream::connect(ctx, addr, unpinned);
+  ASSERT_TRUE(u) << u.error().message;
+  EXPECT_EQ(round_trip(*u, data), data);
+}
+
+TEST(LibraryEncrypt, KeyFileProblemsAreRejectedByListen) {
+  TmpDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  roam::Context ctx;
+  roam::ListenOptions lo;
+  lo.key_file = dir.path / "missing";
+  auto missing = ctx.listen("127.0.0.1:0", [](roam::Connection) {}, lo);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, roam::Errc::kInvalidArgument);
+  lo.key_file = dir.path / "k";
+  roam::itest::write_server_key(lo.key_file);
+  std::filesystem::permissions(lo.key_file, std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  auto readable = ctx.listen("127.0.0.1:0", [](roam::Connection) {}, lo);
+  ASSERT_FALSE(readable);
+  EXPECT_EQ(readable.error().code, roam::Errc::kInvalidArgument);
+  EXPECT_NE(readable.error().message.find("chmod 600"), std::string::npos)
+      << readable.error().message;
 }
 
 }  // namespace

@@ -25,11 +25,10 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "core/crypto/crypto.hpp"
-#include "core/crypto/keys.hpp"
 #include "core/socks5/socks5.hpp"
 #include "core/wire/frames.hpp"
 #include "itest_util.hpp"
+#include "key_file.hpp"
 #include "proxy_util.hpp"
 
 namespace roam::ptest {
@@ -38,19 +37,6 @@ namespace {
 using namespace roam::itest;
 namespace fs = std::filesystem;
 using V = std::vector<std::uint8_t>;
-
-// Writes a server key file as `roam keygen` does (one secret line, mode 0600); returns its public
-// line "ed25519 BASE64".
-std::string write_key(const fs::path& file) {
-  core::wire::Key seed{};
-  core::crypto::system_rng().fill(seed);
-  {
-    std::ofstream out(file);
-    out << core::keys::format_secret(seed);
-  }
-  fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
-  return core::keys::format_public(core::crypto::sign_keypair_from_seed(seed).public_key);
-}
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p);
@@ -298,7 +284,7 @@ TEST(ProxyEncrypt, SealedSessionSurvivesCutsExactlyAndNoPlaintextCrossesTheMobil
   TmpDir tmp;
   ASSERT_FALSE(tmp.path.empty());
   const std::string key = (tmp.path / "proxy_key").string();
-  write_key(key);
+  write_server_key(key);
   constexpr std::uint64_t kBytes = 12 * kMiB;
   const TapRun r = run_through_tap({"--encrypt", "--key", key},
                                    {"--encrypt", "--known-hosts", (tmp.path / "known_hosts").string()},
@@ -378,7 +364,7 @@ TEST(ProxyEncrypt, AgentPinsTheProxyKeyOnFirstUseAndRefusesAnotherKeyOrNone) {
   TmpDir tmp;
   ASSERT_FALSE(tmp.path.empty());
   const std::string k1 = (tmp.path / "k1").string(), k2 = (tmp.path / "k2").string();
-  const std::string pub1 = write_key(k1), pub2 = write_key(k2);
+  const std::string pub1 = write_server_key(k1), pub2 = write_server_key(k2);
   const fs::path known = tmp.path / "cfg" / "known_hosts";
   DuplexOptions svc_opts;
   svc_opts.send_after_eof = true;
