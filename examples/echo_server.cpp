@@ -29,6 +29,8 @@ Echoes every roam session's bytes back to its client (libroam example).
   --listen ADDR:PORT   address to listen on (port 0: any; the bound one is printed)
   --wait DURATION      how long a session whose path is gone waits for its client (default 10m)
   --heartbeat DURATION idle heartbeat, same on both sides (default 1s)
+  --encrypt            refuse clients that do not encrypt (without it, those that ask get it)
+  --key FILE           server key from `roam keygen`: sign every handshake (clients pin it)
   --quiet              log only warnings and errors
   --help               this text
 
@@ -78,6 +80,8 @@ int main(int argc, char** argv) {
     const std::string_view a = argv[i];
     if (example::common_flag(argc, argv, i, kUsage, opts)) {
       continue;
+    } else if (a == "--key") {
+      opts.key_file = example::value(argc, argv, i);
     } else if (a == "--listen") {
       listen = example::value(argc, argv, i);
     } else {

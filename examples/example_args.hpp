@@ -41,9 +41,9 @@ inline std::string value(int argc, char** argv, int& i) {
   return argv[++i];
 }
 
-// The flags every example takes: --help (prints `usage`, exits 0), --wait, --heartbeat (into
-// `opts`) and --quiet (only warnings and errors from the library). Returns false when argv[i] is
-// none of them.
+// The flags every example takes: --help (prints `usage`, exits 0), --wait, --heartbeat,
+// --encrypt (into `opts`) and --quiet (only warnings and errors from the library). Returns false
+// when argv[i] is none of them.
 inline bool common_flag(int argc, char** argv, int& i, const char* usage,
                         roam::SessionOptions& opts) {
   const std::string_view a = argv[i];
@@ -55,6 +55,8 @@ inline bool common_flag(int argc, char** argv, int& i, const char* usage,
     opts.wait = parse_duration(a, value(argc, argv, i));
   else if (a == "--heartbeat")
     opts.heartbeat = parse_duration(a, value(argc, argv, i));
+  else if (a == "--encrypt")
+    opts.encrypt = true;
   else if (a == "--quiet")
     roam::set_log_level(roam::LogLevel::kWarn);
   else

@@ -32,6 +32,8 @@ Sends PATH through a roam session to an echo server and checks the echo (libroam
   --buffer BYTES       retention buffer per direction (default 8388608)
   --prefer IF[,IF...]  interfaces in order of preference
   --interface IF       pin every path to one interface
+  --encrypt            encrypt the session; refuse a server that will not
+  --known-hosts FILE   pin the key of a server started with a key on first use, refuse another
   --migrations N       after sending, keep the session open until N migrations happened
                        (to watch roam ride out a flaky network; default 0)
   --quiet              log only warnings and errors
@@ -73,6 +75,8 @@ int main(int argc, char** argv) {
       opts.prefer = split(example::value(argc, argv, i));
     } else if (a == "--interface") {
       opts.interface = example::value(argc, argv, i);
+    } else if (a == "--known-hosts") {
+      opts.known_hosts = example::value(argc, argv, i);
     } else if (a == "--migrations") {
       want_migrations = std::strtoull(example::value(argc, argv, i).c_str(), nullptr, 10);
     } else {
