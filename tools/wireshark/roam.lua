@@ -7,6 +7,14 @@
 -- connection by its "ROAM" preamble (any port; enable "roam_tcp" under Analyze → Enabled
 -- Protocols if your build starts heuristics disabled). `-d tcp.port==P,roam` forces it on port P.
 --
+-- MSOCKS (`roam socks` → `roam proxy`): such a connection starts with the SOCKS5 method selection
+-- offering roam's private method 0x80 (client: 05 N METHODS, proxy: 05 80) and then carries
+-- exactly a roam connection (docs/PROTOCOL.md §MSOCKS). The dissector shows the method selection
+-- and decodes the rest as roam; the heuristic recognises a greeting that offers 0x80 (followed by
+-- nothing or by the preamble). On a port another dissector owns (SOCKS on 1080), use
+-- `-d tcp.port==1080,roam`. A plain SOCKS5 connection (no 0x80) is left to Wireshark's SOCKS
+-- dissector.
+--
 -- What it shows: the preamble (magic, version), every frame by name with its fields (HELLO,
 -- HELLO_REPLY, FINISH, SERVER_KEY, MIGRATE, CHALLENGE, RESPONSE, ACCEPT, STALE, REFUSED, DATA, ACK,
 -- FIN, CLOSE, SEALED), several frames per TCP segment and frames reassembled across segments. An
@@ -14,13 +22,11 @@
 -- offset on the wire; the dissector computes each one's stream offset ("roam.data.offset") from the
 -- start of the path: 0 on a session's first connection, and on a migrated path the `received`
 -- offset of the RESPONSE (server → client) or ACCEPT (client → server) that adopted it. SEALED
--- frames (the encrypt feature) are shown as inner type, ciphertext and tag; an inner DATA still
--- advances the offset (the ciphertext is as long as the plaintext). Payloads are not decrypted.
+-- frames (the encrypt feature) are shown as encrypted frames: inner type, inner payload length,
+-- ciphertext and tag ("roam.sealed.*"); an inner DATA still advances the offset (the ciphertext
+-- is as long as the plaintext). Payloads are not decrypted.
 --
--- Not covered: MSOCKS connections (roam inside a SOCKS5 exchange on `roam proxy`) start with SOCKS5
--- bytes, so neither the port registration nor the heuristic finds their preamble; use
--- "Decode As" after the SOCKS5 reply if needed. A capture that starts mid-connection cannot find
--- frame boundaries.
+-- Not covered: a capture that starts mid-connection cannot find frame boundaries.
 
 local roam = Proto("roam", "roam session protocol")
 
@@ -39,6 +45,13 @@ local frame_names = {
   [0x20] = "DATA", [0x21] = "ACK", [0x22] = "FIN", [0x24] = "CLOSE",
   [0x30] = "SEALED",
 }
+
+local socks_methods = {
+  [0x00] = "no authentication", [0x02] = "username/password", [0x80] = "roam (MSOCKS)",
+  [0xff] = "no acceptable method",
+}
+local SOCKS_VERSION = 0x05  -- not a roam frame type, so it cannot be mistaken for a frame header
+local METHOD_ROAM = 0x80
 
 local errc_names = {
   [1] = "need-more", [2] = "malformed", [3] = "not-roam", [4] = "version", [5] = "bad-mac",
@@ -84,7 +97,14 @@ local f = {
   close_code = ProtoField.uint16("roam.close.code", "Close code", base.DEC, errc_names),
   close_reason = ProtoField.string("roam.close.reason", "Close reason"),
 
+  socks = ProtoField.none("roam.socks", "SOCKS5 method selection (MSOCKS)"),
+  socks_version = ProtoField.uint8("roam.socks.version", "SOCKS version"),
+  socks_nmethods = ProtoField.uint8("roam.socks.nmethods", "Number of methods"),
+  socks_method = ProtoField.uint8("roam.socks.method", "Method offered", base.HEX, socks_methods),
+  socks_chosen = ProtoField.uint8("roam.socks.chosen", "Method chosen", base.HEX, socks_methods),
+
   inner_type = ProtoField.uint8("roam.sealed.inner_type", "Inner type", base.HEX, frame_names),
+  inner_length = ProtoField.uint32("roam.sealed.length", "Inner payload length"),
   ciphertext = ProtoField.bytes("roam.sealed.ciphertext", "Ciphertext"),
   tag = ProtoField.bytes("roam.sealed.tag", "Tag (Poly1305)"),
 }
@@ -98,17 +118,23 @@ local ef_unknown = ProtoExpert.new("roam.unknown_type", "Unknown frame type (ski
                                    expert.group.UNDECODED, expert.severity.NOTE)
 local ef_magic = ProtoExpert.new("roam.bad_preamble", "Preamble: unexpected version or reserved bytes",
                                  expert.group.PROTOCOL, expert.severity.WARN)
-roam.experts = { ef_size, ef_unknown, ef_magic }
+local ef_socks = ProtoExpert.new("roam.socks.not_roam", "The proxy did not choose roam's method 0x80: not roam",
+                                 expert.group.PROTOCOL, expert.severity.NOTE)
+roam.experts = { ef_size, ef_unknown, ef_magic, ef_socks }
 
 local tcp_stream = Field.new("tcp.stream")
 
 -- --- per-connection state -------------------------------------------------------------------
 -- Computed on the first pass in packet order and remembered per packet, so that re-dissection in
 -- any order (the GUI) shows the same offsets.
---   streams[tcp.stream] = { client = "addr:port", next = { c2s = n, s2c = n } }
+--   streams[tcp.stream] = { client = "addr:port", next = { c2s = n, s2c = n },
+--                           pos = { c2s = n, s2c = n } (bytes of each direction consumed so far) }
 --   offsets[packet .. ":" .. frame index] = stream offset of that DATA frame
+--   socks_at[packet] = true: this packet's dissection starts at the first byte of its direction
+--                      with the SOCKS5 method selection of an MSOCKS connection
 local streams = {}
 local offsets = {}
+local socks_at = {}
 -- TCP may call the dissector several times for one packet (a reassembled PDU, then the rest of
 -- the segment): frames are numbered per packet across those calls, and the Info column gathers
 -- them all.
@@ -118,6 +144,7 @@ local cur_info = false  -- this packet's Info column already names roam frames
 function roam.init()
   streams = {}
   offsets = {}
+  socks_at = {}
   cur_pkt, cur_index, cur_info = -1, 0, false
 end
 
@@ -128,7 +155,7 @@ local function conn_state(pinfo)
   local key = fi and fi.value or endpoint(pinfo.src, pinfo.src_port) .. endpoint(pinfo.dst, pinfo.dst_port)
   local st = streams[key]
   if not st then
-    st = { client = nil, next = { c2s = UInt64(0), s2c = UInt64(0) } }
+    st = { client = nil, next = { c2s = UInt64(0), s2c = UInt64(0) }, pos = { c2s = 0, s2c = 0 } }
     streams[key] = st
   end
   return st
@@ -261,20 +288,21 @@ local bodies = {
     end
     return (errc_names[code] or tostring(code)) .. (reason ~= "" and (" \"" .. reason .. "\"") or "")
   end,
-  [0x30] = function(p, t, ctx)
+  [0x30] = function(p, t, ctx)  -- an encrypted frame: inner type in clear, payload sealed
     local inner = p(0, 1):uint()
-    t:add(f.inner_type, p(0, 1))
     local n = p:len() - 17
-    if n > 0 then t:add(f.ciphertext, p(1, n)) end
-    if p:len() >= 17 then t:add(f.tag, p(p:len() - 16, 16)) end
-    local name = frame_names[inner] or string.format("0x%02x", inner)
-    if inner == 0x20 and n > 0 then
+    t:add(f.inner_type, p(0, 1))
+    t:add(f.inner_length, p(1, n), n):set_generated()
+    t:add(f.ciphertext, p(1, n))
+    t:add(f.tag, p(p:len() - 16, 16))
+    local name = "encrypted " .. (frame_names[inner] or string.format("0x%02x", inner))
+    if inner == 0x20 then
       local off = data_offset(ctx, n)
       if off then t:add(f.data_offset, p(0, 0), off):set_generated() end
       t:add(f.data_length, p(0, 0), n):set_generated()
       return name .. " offset=" .. tostring(off) .. " len=" .. n
     end
-    return name
+    return name .. " len=" .. n
   end,
 }
 
@@ -287,6 +315,35 @@ local function dissect_preamble(tvb, off, tree)
   t:add(f.reserved, tvb(off + 5, 3))
   t:append_text(string.format(": %s version %d", tvb(off, 4):string(), tvb(off + 4, 1):uint()))
   if tvb(off + 4, 1):uint() ~= 1 or tvb(off + 5, 3):uint() ~= 0 then t:add_proto_expert_info(ef_magic) end
+end
+
+-- The SOCKS5 method selection in front of an MSOCKS connection: the client's greeting
+-- (05 N METHODS) or the proxy's choice (05 M). Returns its length, or nil and the length needed
+-- when the bytes are not all there yet; `roam` is false when the proxy chose another method.
+local function socks_length(tvb, off, rest, dir)
+  if dir == "s2c" then return 2 end
+  if rest < 2 then return nil end
+  return 2 + tvb(off + 1, 1):uint()
+end
+
+local function dissect_socks(tvb, off, n, tree, dir)
+  local t = tree:add(f.socks, tvb(off, n))
+  t:add(f.socks_version, tvb(off, 1))
+  if dir == "s2c" then
+    local m = tvb(off + 1, 1):uint()
+    t:add(f.socks_chosen, tvb(off + 1, 1))
+    t:append_text(string.format(": proxy chose 0x%02x", m))
+    if m ~= METHOD_ROAM then t:add_proto_expert_info(ef_socks) end
+    return string.format("SOCKS5(chosen 0x%02x)", m), m == METHOD_ROAM
+  end
+  t:add(f.socks_nmethods, tvb(off + 1, 1))
+  local list = {}
+  for i = 2, n - 1 do
+    t:add(f.socks_method, tvb(off + i, 1))
+    list[#list + 1] = string.format("0x%02x", tvb(off + i, 1):uint())
+  end
+  t:append_text(": client offers " .. table.concat(list, " "))
+  return "SOCKS5(methods " .. table.concat(list, " ") .. ")", true
 end
 
 local function dissect_frame(tvb, off, total, tree, ctx)
@@ -329,9 +386,28 @@ function roam.dissector(tvb, pinfo, tree)
   end
   local ctx = { st = st, dir = direction(st, pinfo), pkt = pinfo.number, index = cur_index,
                 visited = pinfo.visited }
+  local start_pos = st.pos[ctx.dir]
+  local call_index = cur_index
   while off < len do
     local rest = len - off
-    if tvb(off, 1):uint() == 0x52 then  -- 'R': a preamble (no frame type is 0x52)
+    -- The first byte of a direction, 0x05 (no frame type): MSOCKS's SOCKS5 method selection.
+    local at_start
+    if pinfo.visited then at_start = off == 0 and call_index == 0 and socks_at[pinfo.number]
+    else at_start = start_pos + off == 0 end
+    if at_start and tvb(off, 1):uint() == SOCKS_VERSION then
+      if not pinfo.visited then socks_at[pinfo.number] = true end
+      local n = socks_length(tvb, off, rest, ctx.dir)
+      if n == nil or rest < n then
+        pinfo.desegment_offset = off
+        pinfo.desegment_len = n and (n - rest) or DESEGMENT_ONE_MORE_SEGMENT
+        break
+      end
+      root = root or tree:add(roam, tvb(off))
+      local text, is_roam = dissect_socks(tvb, off, n, root, ctx.dir)
+      names[#names + 1] = text
+      off = off + n
+      if not is_roam then off = len end  -- the proxy refused roam: what follows is not roam
+    elseif tvb(off, 1):uint() == 0x52 then  -- 'R': a preamble (no frame type is 0x52)
       if rest < PREAMBLE_LEN then
         pinfo.desegment_offset = off
         pinfo.desegment_len = PREAMBLE_LEN - rest
@@ -361,6 +437,7 @@ function roam.dissector(tvb, pinfo, tree)
     end
   end
   cur_index = ctx.index
+  if not pinfo.visited then st.pos[ctx.dir] = start_pos + off end
   if #names > 0 then
     pinfo.cols.protocol = "ROAM"
     local text = table.concat(names, ", ")
@@ -387,9 +464,28 @@ end
 function roam.prefs_changed() register_port() end
 register_port()
 
--- Heuristic: a TCP payload that starts with the preamble "ROAM" 0x01 0 0 0 is roam; the rest of
--- that connection is handed to this dissector too.
+-- An MSOCKS client's first bytes: a SOCKS5 greeting that offers 0x80, followed by nothing yet or
+-- by the roam preamble (roam socks sends it without waiting for the proxy's choice).
+local function msocks_greeting(tvb)
+  local len = tvb:len()
+  if len < 3 or tvb(0, 1):uint() ~= SOCKS_VERSION then return false end
+  local n = tvb(1, 1):uint()
+  if n == 0 or len < 2 + n then return false end
+  local offered = false
+  for i = 2, n + 1 do offered = offered or tvb(i, 1):uint() == METHOD_ROAM end
+  if not offered then return false end
+  local after = 2 + n
+  return len == after or (len >= after + 4 and tvb(after, 4):string() == MAGIC)
+end
+
+-- Heuristic: a TCP payload that starts with the preamble "ROAM" 0x01 0 0 0, or with an MSOCKS
+-- greeting, is roam; the rest of that connection is handed to this dissector too.
 local function heuristic(tvb, pinfo, tree)
+  if msocks_greeting(tvb) then
+    pinfo.conversation = roam
+    roam.dissector(tvb, pinfo, tree)
+    return true
+  end
   if tvb:len() < PREAMBLE_LEN then return false end
   if tvb(0, 4):string() ~= MAGIC or tvb(4, 1):uint() ~= 1 then return false end
   pinfo.conversation = roam
