@@ -45,7 +45,7 @@ SessionDriver::SessionDriver(Loop& loop, std::unique_ptr<core::Session> session,
 }
 
 SessionDriver::~SessionDriver() {
-  registry().remove(this, session_->bytes_sent(), session_->bytes_received());
+  registry().remove(this, session_->bytes_sent(), session_->data_bytes_received());
   for (auto& [id, ps] : paths_) {
     loop_.remove(ps.fd);
     if (ps.connect_timer) loop_.cancel(ps.connect_timer);
@@ -582,11 +582,11 @@ void SessionDriver::handle_events() {
       case core::EventType::kClosed:
         if (e->clean)
           spdlog::info("[{}] session ended cleanly ({} bytes out, {} in, {} migrations)", name_,
-                       session_->bytes_sent(), session_->bytes_received(), session_->migrations());
+                       session_->bytes_sent(), session_->data_bytes_received(), session_->migrations());
         else {
           if (error_text_.empty()) error_text_ = e->error.detail;
           spdlog::warn("[{}] session aborted: {} ({} bytes out, {} in, {} migrations)", name_,
-                       e->error.detail, session_->bytes_sent(), session_->bytes_received(),
+                       e->error.detail, session_->bytes_sent(), session_->data_bytes_received(),
                        session_->migrations());
         }
         break;
@@ -724,7 +724,7 @@ SessionInfo SessionDriver::info(core::Time now) const {
   }
   i.state = core::state_name(s.state());
   i.bytes_sent = s.bytes_sent();
-  i.bytes_received = s.bytes_received();
+  i.bytes_received = s.data_bytes_received();
   i.retained = s.retained();
   i.migrations = s.migrations();
   i.last_handover_s = last_handover_ ? seconds(*last_handover_) : -1;

@@ -248,7 +248,10 @@ class Session {
   bool established_once() const { return established_once_; }
   std::optional<Event> poll_event();
   std::uint64_t bytes_sent() const { return tx_.written(); }
+  // Stream position received, the peer's FIN included (it takes one position, as in TCP).
   std::uint64_t bytes_received() const { return rx_.received(); }
+  // Data bytes received, the FIN not counted: what logs, status and metrics report.
+  std::uint64_t data_bytes_received() const { return rx_.received() - (rx_.fin_received() ? 1 : 0); }
   std::uint64_t migrations() const { return migrations_; }
   std::size_t retained() const { return tx_.retained(); }
   const Negotiated& negotiated() const { return negotiated_; }
