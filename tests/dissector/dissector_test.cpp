@@ -2,6 +2,7 @@
 // a libroam client talks to roam_echo_server through a CutRelay that is cut once (so the session
 // migrates); tshark then decodes the file with the dissector, and the test checks that the
 // handshake, the migrate request (token, request number) and the resume offsets come out by name.
+// The same for an encrypted MSOCKS session (roam socks → roam proxy --encrypt --key).
 #include <gtest/gtest.h>
 #include <roam/roam.hpp>
 
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <mutex>
 #include <set>
@@ -21,6 +23,8 @@
 #include <thread>
 
 #include "itest_util.hpp"
+#include "key_file.hpp"
+#include "proxy_util.hpp"
 
 namespace roam::itest {
 namespace {
@@ -295,6 +299,121 @@ TEST_F(Dissector, DecodesHandshakeMigrateAndResumeFromACapture) {
   EXPECT_NE(resumed_data.find(std::to_string(port)), std::string::npos)
       << "no server DATA at offset 65536: " << resumed_data;
   EXPECT_GE(std::count(resumed_data.begin(), resumed_data.end(), '\n'), 2) << resumed_data;
+}
+
+// Lines of `text`, each split at tabs and commas into numbers (tshark -T fields output).
+std::vector<std::vector<std::uint64_t>> numbers(const std::string& text) {
+  std::vector<std::vector<std::uint64_t>> rows;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    std::vector<std::uint64_t> row;
+    std::string cell;
+    for (char c : line + "\t") {
+      if (c == '\t' || c == ',') {
+        if (!cell.empty()) row.push_back(std::stoull(cell));
+        cell.clear();
+      } else {
+        cell += c;
+      }
+    }
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+// MSOCKS with --encrypt and --key: roam socks → relay (cut once) → roam proxy, captured on the
+// proxy's port and decoded without telling tshark the port (the heuristic finds the SOCKS5
+// greeting that offers roam's method): the method selection, the signed handshake, the
+// re-attachment and only SEALED session frames, whose DATA offsets add up to the whole stream.
+TEST_F(Dissector, DecodesAnEncryptedMsocksSessionThroughACut) {
+  DumpOnFailure dump;
+  ptest::TmpDir tmp;
+  ASSERT_FALSE(tmp.path.empty());
+  const std::string dir = tmp.path.string();
+  const std::string pcap = dir + "/msocks.pcap";
+  write_server_key(dir + "/key");
+
+  constexpr std::uint64_t kBytes = 256 * 1024, kHalf = kBytes / 2;
+  GatedStreams streams(kBytes, kHalf, 0xd150c1, 0xd150c2, seconds(30));
+  Service service(streams.service, seconds(30));
+  std::uint16_t pport = 0;
+  auto proxy = ptest::start_proxy({"--allow-dest", "127.0.0.0/8", "--heartbeat", "200ms",
+                                   "--encrypt", "--key", dir + "/key"},
+                                  pport);
+  dump.add(proxy);
+  ASSERT_NE(pport, 0);
+  std::unique_ptr<Capture> capture;
+  try {
+    capture = std::make_unique<Capture>(tshark_, pport, pcap);
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << e.what();
+  }
+  if (!capture->wait_live(pport, seconds(20)))
+    GTEST_SKIP() << "tshark cannot capture on lo here (needs root or CAP_NET_RAW): "
+                 << capture->log();
+  RelayThread relay(pport);
+  std::uint16_t sport = 0;
+  auto socks = ptest::start_socks(relay.port(), {"--heartbeat", "200ms", "--encrypt",
+                                                 "--known-hosts", dir + "/known_hosts"},
+                                  sport);
+  dump.add(socks);
+  ASSERT_NE(sport, 0);
+  int fd = -1;
+  ReadEnd how;
+  ASSERT_EQ(ptest::socks_connect(sport, service.port(), fd, how), 0) << read_end_name(how);
+  auto app = std::async(std::launch::async, [&] { return run_duplex(fd, fd, streams.app); });
+  ASSERT_TRUE(streams.watch.wait_both(kHalf, seconds(20))) << streams.watch.text();
+  ASSERT_GE(relay.cut(), 1u);
+  ASSERT_TRUE(proxy->wait_for("migrated to", seconds(20)));
+  streams.allow(kBytes);
+  const DuplexResult up = app.get();
+  ::close(fd);
+  const DuplexResult down = service.result();
+  EXPECT_EQ(up.received, kBytes);
+  EXPECT_EQ(down.received, kBytes);
+  EXPECT_EQ(hex(down.received_digest), hex(pattern_digest(0xd150c1, kBytes)));
+  ASSERT_TRUE(capture->sync(pport, seconds(20))) << "the capture stopped: " << capture->log();
+  capture->finish();
+
+  const std::string lua = std::string("lua_script:") + ROAM_DISSECTOR;
+  int status = 0;
+  const std::string verbose = run_stdout({tshark_, "-r", pcap, "-X", lua, "-V", "-Y", "roam"}, status);
+  ASSERT_EQ(status, 0) << verbose;
+  for (const char* text :
+       {"SOCKS5 method selection (MSOCKS): client offers 0x80", "Method chosen: roam (MSOCKS) (0x80)",
+        "Magic: ROAM", "Frame: HELLO ", "encrypt: True", "Frame: SERVER_KEY", "Frame: FINISH",
+        "Frame: SEALED encrypted DATA", "Frame: SEALED encrypted ACK", "Inner payload length:",
+        "Tag (Poly1305):", "Frame: MIGRATE", "Frame: CHALLENGE", "Frame: RESPONSE",
+        "Frame: ACCEPT"})
+    EXPECT_NE(verbose.find(text), std::string::npos) << "missing '" << text << "'";
+  EXPECT_EQ(verbose.find("Malformed"), std::string::npos) << "a frame did not decode";
+  EXPECT_EQ(verbose.find("Lua Error"), std::string::npos) << "the dissector raised an error";
+  EXPECT_EQ(verbose.find("Frame: unknown"), std::string::npos) << "a frame was not recognised";
+  // No session frame in clear: DATA, ACK, FIN and CLOSE only inside SEALED.
+  const std::string clear = run_stdout(
+      {tshark_, "-r", pcap, "-X", lua, "-Y", "roam.type == 0x20 || roam.type == 0x21 || roam.type == 0x22 || roam.type == 0x24", "-T", "fields",
+       "-e", "frame.number"},
+      status);
+  ASSERT_EQ(status, 0) << clear;
+  EXPECT_EQ(clear, "") << "frames in clear in packets " << clear;
+  // The sealed DATA of each direction covers its whole stream (the SOCKS request or reply, 10
+  // bytes, then the application's bytes), across the re-attachment's resend.
+  for (const bool from_proxy : {false, true}) {
+    const std::string rows = run_stdout(
+        {tshark_, "-r", pcap, "-X", lua, "-Y",
+         std::string(from_proxy ? "tcp.srcport" : "tcp.dstport") + " == " + std::to_string(pport) +
+             " && roam.sealed.inner_type == 0x20",
+         "-T", "fields", "-e", "roam.data.offset", "-e", "roam.data.length"},
+        status);
+    ASSERT_EQ(status, 0) << rows;
+    std::uint64_t end = 0;
+    for (const auto& row : numbers(rows)) {
+      ASSERT_EQ(row.size() % 2, 0u) << rows;
+      for (std::size_t i = 0; i < row.size() / 2; ++i)
+        end = std::max(end, row[i] + row[row.size() / 2 + i]);
+    }
+    EXPECT_EQ(end, kBytes + 10) << (from_proxy ? "proxy -> agent" : "agent -> proxy");
+  }
 }
 
 }  // namespace

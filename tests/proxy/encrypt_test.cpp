@@ -45,65 +45,6 @@ std::string slurp(const fs::path& p) {
   return s.str();
 }
 
-// Reads exactly `n` bytes (deadline 10 s). False when the connection ended first; `how` says how.
-bool recv_exact(int fd, std::uint8_t* out, std::size_t n, ReadEnd& how) {
-  const auto deadline = Clock::now() + seconds(10);
-  std::size_t got = 0;
-  while (got < n) {
-    const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) {
-      how = ReadEnd::kTimeout;
-      return false;
-    }
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-    const ssize_t r = ::recv(fd, out + got, n - got, 0);
-    if (r == 0) {
-      how = ReadEnd::kEof;
-      return false;
-    }
-    if (r < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      how = errno == ECONNRESET ? ReadEnd::kReset : ReadEnd::kError;
-      return false;
-    }
-    got += static_cast<std::size_t>(r);
-  }
-  return true;
-}
-
-V connect_request(std::uint16_t target) {
-  V req;
-  EXPECT_TRUE(core::socks5::encode_request(
-      static_cast<std::uint8_t>(core::socks5::Command::kConnect),
-      core::socks5::Address::ipv4({127, 0, 0, 1}, target), req));
-  return req;
-}
-
-// An unmodified SOCKS5 application: greeting (no authentication) and CONNECT 127.0.0.1:target
-// through `socks_port`. Returns the reply code and leaves the connected socket in `fd`, or -1
-// when the connection ended before a complete reply (`how` says how; `fd` is then closed).
-int socks_connect(std::uint16_t socks_port, std::uint16_t target, int& fd, ReadEnd& how) {
-  how = ReadEnd::kMax;
-  fd = connect_loopback(socks_port);
-  if (fd < 0) return -1;
-  V out = {0x05, 0x01, 0x00};
-  const V req = connect_request(target);
-  out.insert(out.end(), req.begin(), req.end());
-  std::uint8_t head[2 + 4];
-  std::uint8_t addr[18];
-  int code = -1;
-  if (send_all(fd, out.data(), out.size(), seconds(5)) && recv_exact(fd, head, sizeof head, how) &&
-      head[0] == 0x05 && head[1] == 0x00 && head[2] == 0x05 &&
-      recv_exact(fd, addr, (head[5] == 0x04 ? 16 : 4) + 2, how))
-    code = head[3];
-  if (code < 0) {
-    ::close(fd);
-    fd = -1;
-  }
-  return code;
-}
-
 // Frames seen on one side of the mobile leg: SOCKS method bytes, the roam preamble, then frames
 // (docs/PROTOCOL.md §MSOCKS "On the wire"). A recording that ends inside a frame (a cut) is fine.
 struct WireTally {
