@@ -82,6 +82,14 @@ def sealed(key, epoch, seq, inner_type, payload):
     return ad + ct
 
 
+def sealed_gcm(key, epoch, seq, inner_type, payload):
+    """A SEALED frame with AES-256-GCM (aes256gcm feature): nonce = epoch:u32 || seq:u64."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    body_len = 1 + len(payload) + 16
+    ad = bytes([0x30]) + struct.pack(">I", body_len)[1:] + bytes([inner_type])
+    return ad + AESGCM(key).encrypt(struct.pack(">IQ", epoch, seq), payload, ad)
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -171,9 +179,12 @@ def main():
         got["server_key"] = frame(0x04, got["sign_public"] + sig)
         got["sealed_data_c2s"] = sealed(k[4], 0, 0, 0x20, b"ping\n")
         got["sealed_ack_s2c"] = sealed(k[5], req, 0, 0x21, be64(s_recv))
-        print("Ed25519, XChaCha20-Poly1305: checked with the cryptography package")
+        got["gcm_data_c2s"] = sealed_gcm(k[4], 0, 0, 0x20, b"ping\n")
+        got["gcm_ack_s2c"] = sealed_gcm(k[5], req, 0, 0x21, be64(s_recv))
+        print("Ed25519, XChaCha20-Poly1305, AES-256-GCM: checked with the cryptography package")
     except ImportError:
-        print("Ed25519, XChaCha20-Poly1305: the cryptography package is missing; not checked")
+        print("Ed25519, XChaCha20-Poly1305, AES-256-GCM: the cryptography package is missing; "
+              "not checked")
 
     # HMAC-SHA-512-256 (libsodium) is HMAC-SHA-512 truncated, not HMAC over SHA-512/256.
     if "sha512_256" in hashlib.algorithms_available:

@@ -129,6 +129,10 @@ const std::vector<Vector>& literals() {
      "3000001620794db7eb8b4da14e1b138ee6cfda0097fd9be575ae"},
     {"sealed_ack_s2c",
      "3000001921b2350b27bf124db28ca96ab56a194144bb85775d51eb5d6e"},
+    {"gcm_data_c2s",
+     "30000016209fe3c7a04c0379f72d5d5016f3d12fe4d370647c2c"},
+    {"gcm_ack_s2c",
+     "3000001921e91e5167031de38b242fb22e699361a10ed7422807f4288d"},
   };
   return kVectors;
 }
@@ -154,10 +158,16 @@ const auto* const kInit = ::testing::AddGlobalTestEnvironment(new Init);
 
 TEST(Vectors, RecomputedValuesMatchTheLiterals) {
   const auto got = compute_vectors();
-  ASSERT_EQ(got.size(), literals().size());
+  // The AES-256-GCM vectors (gcm_*) need AES-NI to compute here; crosscheck.py checks them anyway.
+  std::vector<Vector> want;
+  for (const auto& v : literals())
+    if (crypto::aes256gcm_available() || v.name.rfind("gcm_", 0) != 0) want.push_back(v);
+  if (want.size() != literals().size())
+    std::printf("gcm_* vectors not recomputed: this CPU has no AES-NI/PCLMULQDQ\n");
+  ASSERT_EQ(got.size(), want.size());
   for (std::size_t i = 0; i < got.size(); ++i) {
-    EXPECT_EQ(got[i].name, literals()[i].name);
-    EXPECT_EQ(got[i].hex, literals()[i].hex) << got[i].name;
+    EXPECT_EQ(got[i].name, want[i].name);
+    EXPECT_EQ(got[i].hex, want[i].hex) << got[i].name;
   }
 }
 

@@ -38,6 +38,9 @@ Negotiated derive_session(const wire::Key& shared, Bytes transcript, const wire:
   const wire::Key prk = crypto::extract(shared, th);
   Negotiated n;
   n.features = hello.features & reply.features;
+  n.aead = (n.features & wire::kFeatureEncrypt) && (n.features & wire::kFeatureAesGcm)
+               ? crypto::Aead::kAes256Gcm
+               : crypto::Aead::kXChaCha20Poly1305;
   n.buffer_cap = std::min(hello.buffer_cap, reply.buffer_cap);
   n.wait = std::chrono::milliseconds(std::min(hello.wait_ms, reply.wait_ms));
   n.keys.mac_c2s = crypto::derive(prk, crypto::KeyId::kMacClientToServer);
@@ -67,6 +70,10 @@ void ClientHandshake::write_hello(std::vector<std::uint8_t>& out) {
   hello_.features = params_.features | wire::kFeatureResume |
                     (params_.require_encrypt ? wire::kFeatureEncrypt : 0) |
                     (params_.pinned_server_key ? wire::kFeatureServerKey : 0);
+  // AES-256-GCM is offered with encryption, and only by a CPU that has it.
+  hello_.features &= ~wire::kFeatureAesGcm;
+  if ((hello_.features & wire::kFeatureEncrypt) && params_.aes_gcm && crypto::aes256gcm_available())
+    hello_.features |= wire::kFeatureAesGcm;
   hello_.buffer_cap = params_.buffer_cap;
   hello_.wait_ms = std::max<std::uint64_t>(1, wait_ms(params_.wait));
   hello_.public_key = kp_.public_key;
@@ -83,6 +90,8 @@ Result<Negotiated> ClientHandshake::on_hello_reply(Bytes frame, std::vector<std:
     return fail(Errc::kProtocol, "server selected a feature we did not offer");
   if (reply->features & ~wire::kSupportedFeatures)
     return fail(Errc::kProtocol, "server selected a feature this build cannot do");
+  if ((reply->features & wire::kFeatureAesGcm) && !(reply->features & wire::kFeatureEncrypt))
+    return fail(Errc::kProtocol, "server selected AES-256-GCM without encryption");
   auto shared = crypto::x25519(kp_.secret_key, reply->public_key);
   if (!shared) return tl::unexpected(shared.error());
   // The transcript covers HELLO and HELLO_REPLY up to (not including) its MAC.
@@ -158,6 +167,9 @@ Result<void> ServerHandshake::on_hello(Bytes frame, std::vector<std::uint8_t>& o
   if (params_.require_encrypt) accepted |= wire::kFeatureEncrypt;
   if (params_.identity) accepted |= wire::kFeatureServerKey;
   else accepted &= ~wire::kFeatureServerKey;  // nothing to sign with
+  if (params_.aes_gcm && crypto::aes256gcm_available()) accepted |= wire::kFeatureAesGcm;
+  else accepted &= ~wire::kFeatureAesGcm;  // XChaCha20-Poly1305 it is
+  if (!(hello->features & accepted & wire::kFeatureEncrypt)) accepted &= ~wire::kFeatureAesGcm;
   wire::HelloReply reply;
   reply.features = hello->features & accepted;
   reply.buffer_cap = params_.buffer_cap;

@@ -28,6 +28,10 @@ struct HandshakeParams {
   // --encrypt. Client: refuse a server that will not encrypt. Server: refuse a client that does
   // not offer it (without it a server that accepts kFeatureEncrypt encrypts when asked).
   bool require_encrypt = false;
+  // With encryption: offer (client) or accept (server) AES-256-GCM when this CPU can run it
+  // (crypto::aes256gcm_available()); the session seals with it only if both ends do. false acts
+  // like a side without AES-NI: XChaCha20-Poly1305.
+  bool aes_gcm = true;
   // Server (--key): signs the transcript with this long-term key when the client offers
   // kFeatureServerKey (kFeatureServerKey is accepted only with a key).
   std::shared_ptr<const crypto::SignKeyPair> identity;
@@ -46,6 +50,8 @@ struct SessionKeys {
 // What both sides agree on once the handshake completes.
 struct Negotiated {
   std::uint32_t features = 0;
+  // With kFeatureEncrypt: the AEAD that seals frames (AES-256-GCM iff kFeatureAesGcm).
+  crypto::Aead aead = crypto::Aead::kXChaCha20Poly1305;
   std::uint64_t buffer_cap = 0;  // the smaller of both caps
   Duration wait{};               // the smaller of both waits
   SessionKeys keys;

@@ -102,9 +102,11 @@ Result<void> FrameDecoder::frame_read_directly(std::size_t n, OnFrame&& on_frame
 
 namespace {
 
-// --encrypt: DATA bytes per sealed frame. Each is staged whole before it is written, so this bounds
-// the per-path staging buffer; 21 bytes of overhead per 64 KiB is 0.03%.
-constexpr std::size_t kMaxSealedData = 64 * 1024;
+// --encrypt: DATA bytes per sealed frame, the largest DATA payload as on a plain path. Each is
+// sealed whole into the path's output queue before it is written and must be received whole
+// before it is opened, so this bounds both per-path buffers. The per-frame work (a sendmsg, the
+// nonce and AEAD set-up, a poll wake-up on the receiver) is paid once per 256 KiB.
+constexpr std::size_t kMaxSealedData = wire::kMaxDataPayload;
 
 // "Stop feeding; the handler already dealt with it."
 tl::unexpected<Error> stop() { return fail(Errc::kNeedMore); }
@@ -238,6 +240,14 @@ void Session::attach_path(PathId id, Time now) {
   // A migrate attempt: it supersedes every older attempt.
   for (auto& other : paths_)
     if (other.role == PathRole::kAttempt) close_path(other, false);
+  if (epoch_exhausted(request_ + 1)) {
+    // AES-256-GCM: the path's epoch would not fit the 32 bits of the nonce (PROTOCOL.md).
+    add_path(id, PathRole::kClosing, now).ctrl.clear();
+    close_session(false,
+                  Error{Errc::kProtocol, "no migrate request number left for AES-256-GCM nonces"},
+                  now, true);
+    return;
+  }
   Path& p = add_path(id, PathRole::kAttempt, now);
   p.request = ++request_;
   wire::Migrate m;
@@ -476,12 +486,17 @@ Result<void> Session::handle_sealed(Path& p, const FrameDecoder::Frame& f, Time 
   return handle_frame(p, FrameDecoder::Frame{*h, (*opened)}, now);  // never SEALED again
 }
 
+bool Session::epoch_exhausted(std::uint64_t epoch) const {
+  return (negotiated_.features & wire::kFeatureEncrypt) &&
+         negotiated_.aead == crypto::Aead::kAes256Gcm && epoch > crypto::kMaxGcmEpoch;
+}
+
 void Session::start_sealing(Path& p, std::uint64_t epoch, bool out, bool in) {
   if (!(negotiated_.features & wire::kFeatureEncrypt)) return;
   const auto& k = negotiated_.keys;
-  if (out) p.seal_out.start(client_ ? k.aead_c2s : k.aead_s2c, epoch);
+  if (out) p.seal_out.start(negotiated_.aead, client_ ? k.aead_c2s : k.aead_s2c, epoch);
   if (in) {
-    p.seal_in.start(client_ ? k.aead_s2c : k.aead_c2s, epoch);
+    p.seal_in.start(negotiated_.aead, client_ ? k.aead_s2c : k.aead_c2s, epoch);
     p.decoder.require_sealed();
   }
 }
@@ -773,7 +788,9 @@ void Session::server_on_migrate(Path& p, const wire::Migrate& m, Time now) {
       k.mac_c2s,
       {mac_label(FrameType::kMigrate), m.token, crypto::be64(m.request), crypto::be64(m.received)},
       m.mac);
-  if (!mac_ok || !crypto::equal_ct(m.token, tok)) {
+  // An epoch beyond AES-256-GCM's 32 bits can never be sealed: such a request is refused (ours
+  // end the session before they would send it).
+  if (!mac_ok || !crypto::equal_ct(m.token, tok) || epoch_exhausted(m.request)) {
     wire::Refused r;
     r.request = m.request;
     wire::encode(r, p.ctrl);
@@ -1120,6 +1137,9 @@ Time Session::next_deadline() const {
 }
 
 void Session::on_timeout(Time now) {
+  // A quiet path gives back its frame buffer (up to 256 KiB once it carried SEALED frames); a
+  // busy one re-grows it at most once per heartbeat.
+  for (auto& p : paths_) p.decoder.trim_memory();
   switch (state_) {
     case State::kClosed:
       if (lingering_ && now >= linger_until_) lingering_ = false;

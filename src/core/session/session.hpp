@@ -146,6 +146,10 @@ class FrameDecoder {
   // `n` bytes were read into frame_space(); calls on_frame once the frame is complete.
   template <typename OnFrame>
   Result<void> frame_read_directly(std::size_t n, OnFrame&& on_frame);
+  // Between frames: frees the frame buffer.
+  void trim_memory() {
+    if (stage_ != Stage::kControl && partial_.empty()) decltype(partial_)().swap(partial_);
+  }
 
  private:
   // Grows without zero-filling: every byte of a frame is written by a read before it is used.
@@ -315,6 +319,8 @@ class Session {
   // --encrypt: seal what `p` sends (`out`) and/or what it receives (`in`) from now on, on the path
   // whose epoch is `epoch` (0: the handshake connection; else the migrate request number).
   void start_sealing(Path& p, std::uint64_t epoch, bool out, bool in);
+  // AES-256-GCM: `epoch` does not fit the nonce's 32 bits, so no path may have it.
+  bool epoch_exhausted(std::uint64_t epoch) const;
   // Queues a frame of the established protocol (ACK, FIN, CLOSE), sealed when `p` seals.
   template <typename M>
   void send_frame(Path& p, const M& m);

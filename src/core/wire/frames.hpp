@@ -46,9 +46,13 @@ inline constexpr std::uint32_t kFeatureEncrypt = 1u << 1;  // every frame after 
 // Client: "I verify a server key" / server: "SERVER_KEY follows HELLO_REPLY". A server without a
 // key never sets it, so old clients and keyless servers interoperate unchanged.
 inline constexpr std::uint32_t kFeatureServerKey = 1u << 2;
+// With kFeatureEncrypt: seal with AES-256-GCM instead of XChaCha20-Poly1305. Offered and accepted
+// only by a side whose CPU has AES-NI and PCLMULQDQ, so either both ends have it or the session
+// falls back to XChaCha20-Poly1305; selected only together with kFeatureEncrypt.
+inline constexpr std::uint32_t kFeatureAesGcm = 1u << 3;
 // What this implementation can actually do; nothing else is offered or accepted.
 inline constexpr std::uint32_t kSupportedFeatures =
-    kFeatureResume | kFeatureEncrypt | kFeatureServerKey;
+    kFeatureResume | kFeatureEncrypt | kFeatureServerKey | kFeatureAesGcm;
 
 enum class FrameType : std::uint8_t {
   kHello = 0x01,
