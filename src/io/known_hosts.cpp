@@ -36,8 +36,9 @@ core::Result<core::crypto::SignKeyPair> load_server_key(const std::string& path)
     return core::fail(core::Errc::kMalformed,
                       "cannot read the key file " + path + ": " + std::strerror(errno));
   if (st.st_mode & 077)
-    return core::fail(core::Errc::kMalformed,
-                      "the key file " + path + " is readable by others; run chmod 600 on it (it is a secret)");
+    return core::fail(core::Errc::kMalformed, "the key file " + path +
+                                                  " is readable by others; run chmod 600 on it "
+                                                  "(it is a secret)");
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
@@ -114,8 +115,8 @@ void ServerPin::on_established(const core::Session& s) {
     spdlog::warn("cannot pin the key of {} in {}: {}", host_, file_, std::strerror(errno));
   } else {
     line_ = lines + 1;
-    spdlog::info("pinned the key of {} ({}) in {}:{}", host_, core::keys::format_public(*key), file_,
-                 line_);
+    spdlog::info("pinned the key of {} ({}) in {}:{}", host_, core::keys::format_public(*key),
+                 file_, line_);
   }
   if (fd >= 0) ::close(fd);
   pinned_ = key;

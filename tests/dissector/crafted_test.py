@@ -146,20 +146,23 @@ def check_msocks(tshark, lua, pcap):
             failures.append("%s: got %r, want %r" % (what, got, want))
 
     # Every roam-carrying packet of both MSOCKS connections is roam; the plain one is not.
-    expect(fields(tshark, lua, pcap, sel + " && tcp.srcport == %d && roam" % PLAIN[1], "frame.number"),
+    def got(flt, *names):
+        return fields(tshark, lua, pcap, sel + " && " + flt, *names)
+
+    expect(got("tcp.srcport == %d && roam" % PLAIN[1], "frame.number"),
            [], "plain SOCKS5 client decoded as roam")
-    expect(fields(tshark, lua, pcap, sel + " && roam.socks", "roam.socks.method", "roam.socks.chosen"),
+    expect(got("roam.socks", "roam.socks.method", "roam.socks.chosen"),
            ["0x80\t", "\t0x80", "0x00,0x80\t", "\t0x80"], "method selections")
-    expect(fields(tshark, lua, pcap, sel + " && roam", "roam.type"),
+    expect(got("roam", "roam.type"),
            ["0x01", "0x02,0x04", "0x03,0x30", "0x30,0x30,0x30", "0x10", "0x11", "0x12",
             "0x13,0x30"], "frames after the method selection")
     # Encrypted frames: inner type and length; DATA offsets across the re-attachment (the proxy
     # resends from the RESPONSE's 310, the client from ACCEPT's 18).
-    expect(fields(tshark, lua, pcap, sel + " && roam.sealed.inner_type", "roam.sealed.inner_type",
-                  "roam.sealed.length", "roam.data.offset"),
+    expect(got("roam.sealed.inner_type", "roam.sealed.inner_type", "roam.sealed.length",
+               "roam.data.offset"),
            ["0x20\t18\t0", "0x20,0x20,0x21\t10,300,8\t0,10", "0x22\t8\t"],
            "sealed frames")
-    expect(fields(tshark, lua, pcap, sel + " && roam.type == 0x10", "roam.request", "roam.received"),
+    expect(got("roam.type == 0x10", "roam.request", "roam.received"),
            ["1\t310"], "MIGRATE after the greeting")
     return failures
 

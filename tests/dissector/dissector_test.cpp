@@ -377,10 +377,12 @@ TEST_F(Dissector, DecodesAnEncryptedMsocksSessionThroughACut) {
 
   const std::string lua = std::string("lua_script:") + ROAM_DISSECTOR;
   int status = 0;
-  const std::string verbose = run_stdout({tshark_, "-r", pcap, "-X", lua, "-V", "-Y", "roam"}, status);
+  const std::string verbose =
+      run_stdout({tshark_, "-r", pcap, "-X", lua, "-V", "-Y", "roam"}, status);
   ASSERT_EQ(status, 0) << verbose;
   for (const char* text :
-       {"SOCKS5 method selection (MSOCKS): client offers 0x80", "Method chosen: roam (MSOCKS) (0x80)",
+       {"SOCKS5 method selection (MSOCKS): client offers 0x80",
+        "Method chosen: roam (MSOCKS) (0x80)",
         "Magic: ROAM", "Frame: HELLO ", "encrypt: True", "Frame: SERVER_KEY", "Frame: FINISH",
         "Frame: SEALED encrypted DATA", "Frame: SEALED encrypted ACK", "Inner payload length:",
         "Tag (Poly1305):", "Frame: MIGRATE", "Frame: CHALLENGE", "Frame: RESPONSE",
@@ -391,8 +393,9 @@ TEST_F(Dissector, DecodesAnEncryptedMsocksSessionThroughACut) {
   EXPECT_EQ(verbose.find("Frame: unknown"), std::string::npos) << "a frame was not recognised";
   // No session frame in clear: DATA, ACK, FIN and CLOSE only inside SEALED.
   const std::string clear = run_stdout(
-      {tshark_, "-r", pcap, "-X", lua, "-Y", "roam.type == 0x20 || roam.type == 0x21 || roam.type == 0x22 || roam.type == 0x24", "-T", "fields",
-       "-e", "frame.number"},
+      {tshark_, "-r", pcap, "-X", lua, "-Y",
+       "roam.type == 0x20 || roam.type == 0x21 || roam.type == 0x22 || roam.type == 0x24", "-T",
+       "fields", "-e", "frame.number"},
       status);
   ASSERT_EQ(status, 0) << clear;
   EXPECT_EQ(clear, "") << "frames in clear in packets " << clear;

@@ -69,7 +69,8 @@ void tally(const V& b, bool up, WireTally& t) {
   }
   off += core::wire::kPreambleSize;
   while (off + core::wire::kFrameHeaderSize <= b.size()) {
-    const std::size_t len = (std::size_t{b[off + 1]} << 16) | (std::size_t{b[off + 2]} << 8) | b[off + 3];
+    const std::size_t len =
+        (std::size_t{b[off + 1]} << 16) | (std::size_t{b[off + 2]} << 8) | b[off + 3];
     if (off + core::wire::kFrameHeaderSize + len > b.size()) break;
     ++t.types[b[off]];
     off += core::wire::kFrameHeaderSize + len;
@@ -125,8 +126,8 @@ struct TapRun {
 };
 
 // `bytes` each way between the SOCKS application and a Service, through
-// roam socks → relay → tap → roam proxy, with a cut of the relay after every `cut_every` bytes
-// the service received (0: no cuts); then everything the tap recorded is analysed.
+// roam socks → relay → tap → roam proxy, with a cut of the relay after every `cut_every`
+// bytes the service received (0: no cuts); then everything the tap recorded is analysed.
 TapRun run_through_tap(std::vector<std::string> proxy_flags, std::vector<std::string> socks_flags,
                        std::uint64_t bytes, std::uint64_t cut_every, DumpOnFailure& dump) {
   constexpr std::uint64_t kUpSeed = 0xe2e001, kDownSeed = 0xe2e002;
@@ -195,9 +196,11 @@ TapRun run_through_tap(std::vector<std::string> proxy_flags, std::vector<std::st
       if (run.plaintext.empty()) {
         const std::string where = finder.find(*rec);
         if (!where.empty())
-          run.plaintext = "connection " + std::to_string(i) + (rec == &up ? " up: " : " down: ") + where;
+          run.plaintext =
+              "connection " + std::to_string(i) + (rec == &up ? " up: " : " down: ") + where;
       }
-    run.request_seen = run.request_seen || std::search(up.begin(), up.end(), req.begin(), req.end()) != up.end();
+    run.request_seen = run.request_seen ||
+                       std::search(up.begin(), up.end(), req.begin(), req.end()) != up.end();
   }
   EXPECT_EQ(run.app.received, bytes) << run.app.summary();
   EXPECT_EQ(run.service.received, bytes) << run.service.summary();
@@ -227,12 +230,13 @@ TEST(ProxyEncrypt, SealedSessionSurvivesCutsExactlyAndNoPlaintextCrossesTheMobil
   const std::string key = (tmp.path / "proxy_key").string();
   write_server_key(key);
   constexpr std::uint64_t kBytes = 12 * kMiB;
+  const std::string known = (tmp.path / "known_hosts").string();
   const TapRun r = run_through_tap({"--encrypt", "--key", key},
-                                   {"--encrypt", "--known-hosts", (tmp.path / "known_hosts").string()},
-                                   kBytes, kMiB, dump);
+                                   {"--encrypt", "--known-hosts", known}, kBytes, kMiB, dump);
   using core::wire::FrameType;
   std::cout << "[ figures  ] encrypted MSOCKS: " << r.cuts << " cuts, " << r.connections
-            << " connections on the mobile leg, " << count(r.up, FrameType::kSealed) << " SEALED up, "
+            << " connections on the mobile leg, " << count(r.up, FrameType::kSealed)
+            << " SEALED up, "
             << count(r.down, FrameType::kSealed) << " SEALED down; app " << r.app.summary()
             << "; service " << r.service.summary() << "\n";
   EXPECT_GE(r.cuts, 5);

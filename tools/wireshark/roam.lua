@@ -118,7 +118,8 @@ local ef_unknown = ProtoExpert.new("roam.unknown_type", "Unknown frame type (ski
                                    expert.group.UNDECODED, expert.severity.NOTE)
 local ef_magic = ProtoExpert.new("roam.bad_preamble", "Preamble: unexpected version or reserved bytes",
                                  expert.group.PROTOCOL, expert.severity.WARN)
-local ef_socks = ProtoExpert.new("roam.socks.not_roam", "The proxy did not choose roam's method 0x80: not roam",
+local ef_socks = ProtoExpert.new("roam.socks.not_roam",
+                                 "The proxy did not choose roam's method 0x80: not roam",
                                  expert.group.PROTOCOL, expert.severity.NOTE)
 roam.experts = { ef_size, ef_unknown, ef_magic, ef_socks }
 
