@@ -189,7 +189,7 @@ def main():
             "Frame: FINISH", "Frame: SEALED encrypted DATA offset=0 len=10",
             "Frame: SEALED encrypted ACK len=8", "Inner type: DATA (0x20)",
             "Inner type: ACK (0x21)", "Inner payload length: 10", "Inner payload length: 8",
-            "Ciphertext:", "Tag (Poly1305):", "Data length: 5000", "Stream offset: 10",
+            "Ciphertext:", "Tag (AEAD):", "Data length: 5000", "Stream offset: 10",
             "Frame: unknown 0x7f", "Unknown frame type (skipped)", "Consumed offset: 42",
             "Frame: MIGRATE", "Request number: 3", "Received offset: 1234", "Frame: CHALLENGE",
             "Frame: RESPONSE", "Received offset: 777", "Frame: ACCEPT", "Received offset: 5010",

@@ -385,7 +385,7 @@ TEST_F(Dissector, DecodesAnEncryptedMsocksSessionThroughACut) {
         "Method chosen: roam (MSOCKS) (0x80)",
         "Magic: ROAM", "Frame: HELLO ", "encrypt: True", "Frame: SERVER_KEY", "Frame: FINISH",
         "Frame: SEALED encrypted DATA", "Frame: SEALED encrypted ACK", "Inner payload length:",
-        "Tag (Poly1305):", "Frame: MIGRATE", "Frame: CHALLENGE", "Frame: RESPONSE",
+        "Tag (AEAD):", "Frame: MIGRATE", "Frame: CHALLENGE", "Frame: RESPONSE",
         "Frame: ACCEPT"})
     EXPECT_NE(verbose.find(text), std::string::npos) << "missing '" << text << "'";
   EXPECT_EQ(verbose.find("Malformed"), std::string::npos) << "a frame did not decode";

@@ -106,7 +106,7 @@ local f = {
   inner_type = ProtoField.uint8("roam.sealed.inner_type", "Inner type", base.HEX, frame_names),
   inner_length = ProtoField.uint32("roam.sealed.length", "Inner payload length"),
   ciphertext = ProtoField.bytes("roam.sealed.ciphertext", "Ciphertext"),
-  tag = ProtoField.bytes("roam.sealed.tag", "Tag (Poly1305)"),
+  tag = ProtoField.bytes("roam.sealed.tag", "Tag (AEAD)"),
 }
 local field_list = {}
 for _, v in pairs(f) do field_list[#field_list + 1] = v end
