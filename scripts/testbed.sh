@@ -97,6 +97,11 @@ tb_create() {
   for n in mob rtr srv prx oth; do
     ip netns add "$(tb_ns $n)" || return 1
     ip -n "$(tb_ns $n)" link set lo up
+    # No duplicate address detection on the test bed's links: a link-local address stays
+    # "tentative" for 1-2 s after a link comes up, and IPv6 neighbour discovery through it
+    # waits; the first IPv6 handover then measured the kernel's DAD timer, not roam.
+    ip netns exec "$(tb_ns $n)" sysctl -qw net.ipv6.conf.all.accept_dad=0 \
+      net.ipv6.conf.default.accept_dad=0
   done
   tb_link mob wifi rtr wifi-m
   tb_link mob cell rtr cell-m
