@@ -134,7 +134,8 @@ Session::Session(const SessionConfig& cfg, crypto::Rng& rng, bool client, Time n
       last_heard_(now),
       last_progress_(now),
       last_sent_(now),
-      lost_at_(now) {
+      lost_at_(now),
+      last_tick_(now) {
   tx_.set_unsent_limit(cfg.unsent_limit);
 }
 
@@ -1074,8 +1075,8 @@ void Session::close_session(bool clean, Error err, Time now, bool tell_peer) {
   closed_clean_ = clean;
   close_error_ = err;
   // A lingering server keeps the session object, not its (empty) rings.
-  tx_.trim_memory();
-  rx_.trim_memory();
+  tx_.release_memory();
+  rx_.release_memory();
   for (auto& p : paths_) {
     if (p.role == PathRole::kClosing) continue;  // keeps a queued REFUSED/STALE/CLOSE
     const bool flush = (active_ && *active_ == p.id) || p.role == PathRole::kHandshake;
@@ -1120,6 +1121,9 @@ Time Session::next_deadline() const {
     case State::kClientEstablished:
     case State::kServerEstablished:
       t = std::min(last_sent_ + cfg_.heartbeat, last_progress_ + path_timeout());
+      // The housekeeping pass, while it has something to do: an ACK owed or ring storage to review.
+      if (ack_point() > ack_sent_ || tx_.allocated() > 0 || rx_.allocated() > 0)
+        t = std::min(t, last_tick_ + cfg_.heartbeat);
       if (client_) t = std::min(t, suspect_ ? next_probe_ : last_progress_ + suspect_after());
       break;
     case State::kClientWait:
@@ -1163,7 +1167,16 @@ void Session::on_timeout(Time now) {
       }
       if (now >= last_sent_ + cfg_.heartbeat && active_) {
         if (Path* p = find(*active_)) queue_ack(*p, now);
-        // Idle for a heartbeat: give back ring memory that holds nothing.
+      }
+      if (now >= last_tick_ + cfg_.heartbeat) {
+        last_tick_ = now;
+        // Consumed bytes are acknowledged with every heartbeat also while data flows (not only
+        // every ACK threshold), so the peer retains about a heartbeat of a slow stream instead
+        // of up to 256 KiB of it.
+        if (active_ && ack_point() > ack_sent_)
+          if (Path* p = find(*active_); p && data_allowed(*p)) queue_ack(*p, now);
+        // Ring storage follows the working set: an idle ring is freed, one that stayed at most a
+        // quarter full for a few heartbeats shrinks (ByteRing::trim).
         tx_.trim_memory();
         rx_.trim_memory();
       }

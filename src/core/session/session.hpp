@@ -258,6 +258,8 @@ class Session {
   std::uint64_t data_bytes_received() const { return rx_.received() - (rx_.fin_received() ? 1 : 0); }
   std::uint64_t migrations() const { return migrations_; }
   std::size_t retained() const { return tx_.retained(); }
+  // Storage the retention and receive rings hold now (they grow with bursts and shrink back).
+  std::size_t ring_memory() const { return tx_.allocated() + rx_.allocated(); }
   const Negotiated& negotiated() const { return negotiated_; }
   // Silence after which the active path is declared dead (heartbeat × dead_after_beats); the
   // shell also uses it as the path sockets' TCP_USER_TIMEOUT.
@@ -382,6 +384,7 @@ class Session {
   Time last_progress_;    // last sign of life of the active path (peer bytes or TCP progress)
   Time last_sent_;        // last frame queued on the active path (heartbeat)
   Time lost_at_;          // when the active path was lost (migration latency)
+  Time last_tick_;        // last housekeeping pass while established (ACK owed, ring trim)
   std::uint64_t ack_sent_ = 0;       // consumed offset last reported to the peer
   // Client, after a make-before-break adoption: the server resends from the offset our RESPONSE
   // named (R), but the draining old path may have delivered more since. `skip_` is how many

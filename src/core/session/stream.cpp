@@ -1,21 +1,45 @@
 #include "core/session/stream.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 namespace roam::core {
-namespace {
-// Rings start small (an idle or interactive session needs little) and double as bulk arrives.
-constexpr std::size_t kInitialRing = 4 * 1024;
+
+// --- RingStorage ---------------------------------------------------------------------------
+
+RingStorage::RingStorage(std::size_t n) {
+  if (n == 0) return;
+  if (n >= kMappedRingMin) {
+    void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) {
+      p_ = static_cast<std::uint8_t*>(p);
+      n_ = n;
+      mapped_ = true;
+      return;
+    }
+  }
+  p_ = static_cast<std::uint8_t*>(::operator new(n));  // throws std::bad_alloc
+  n_ = n;
+}
+
+void RingStorage::release() {
+  if (!p_) return;
+  if (mapped_)
+    ::munmap(p_, n_);
+  else
+    ::operator delete(p_);
+  p_ = nullptr;
+  n_ = 0;
+  mapped_ = false;
 }
 
 // --- ByteRing ------------------------------------------------------------------------------
 
-void ByteRing::grow(std::size_t want) {
-  std::size_t n = std::max(buf_.size(), std::min(kInitialRing, cap_));
-  while (n < want && n < cap_) n = std::min(cap_, n * 2);
-  if (n == buf_.size()) return;
-  std::vector<std::uint8_t> next(n);
+void ByteRing::relocate(std::size_t n) {
+  RingStorage next(n);
   // Linearise the live bytes at their new positions (offset % n).
   for (std::uint64_t off = begin_; off < end_;) {
     Bytes chunk = data_at(off);
@@ -26,6 +50,40 @@ void ByteRing::grow(std::size_t want) {
     off += chunk.size();
   }
   buf_.swap(next);
+}
+
+void ByteRing::grow(std::size_t want) {
+  std::size_t n = std::max(buf_.size(), std::min(kInitialRing, cap_));
+  while (n < want && n < cap_) n = std::min(cap_, n * 2);
+  if (n != buf_.size()) relocate(n);
+}
+
+void ByteRing::trim() {
+  const std::size_t have = buf_.size();
+  // The most the ring held since the last call: at its start, at any push, and now.
+  const std::size_t peak = std::max({peak_, size(), held_});
+  const bool idle = peak_ == 0 && size() == 0;  // no byte arrived, none is left
+  peak_ = 0;
+  held_ = size();
+  if (have == 0) return;
+  if (idle) {
+    relocate(0);
+    quiet_trims_ = 0;
+    quiet_peak_ = 0;
+    return;
+  }
+  if (peak > have / 4) {  // busy: the storage is in use
+    quiet_trims_ = 0;
+    quiet_peak_ = 0;
+    return;
+  }
+  quiet_peak_ = std::max(quiet_peak_, peak);
+  if (++quiet_trims_ < kQuietTrimsToShrink) return;
+  std::size_t n = std::min(kInitialRing, cap_);
+  while (n < 2 * quiet_peak_ && n < cap_) n = std::min(cap_, n * 2);
+  quiet_trims_ = 0;
+  quiet_peak_ = 0;
+  if (n < have) relocate(n);
 }
 
 MutBytes ByteRing::free_span() {
@@ -51,7 +109,7 @@ void ByteRing::pop_to(std::uint64_t to) {
 }
 
 void ByteRing::shrink_if_empty() {
-  if (begin_ == end_ && !buf_.empty()) std::vector<std::uint8_t>().swap(buf_);
+  if (begin_ == end_ && !buf_.empty()) relocate(0);
 }
 
 // --- SendStream ----------------------------------------------------------------------------

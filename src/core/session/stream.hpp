@@ -5,19 +5,74 @@
 // keeps every byte from the peer's last acknowledged "consumed" offset up to what its application
 // wrote; that is what a resume may need again. The end of stream (FIN) occupies one position,
 // exactly as in TCP, so "consumed == fin_offset + 1" means the peer's application saw the end.
-// Rings allocate lazily and grow by doubling up to the cap, so an idle session holds no buffer.
+//
+// Memory. Rings allocate lazily and grow by doubling up to the cap, so an idle session holds no
+// buffer. Their storage then follows the working set rather than the high-water mark: the session
+// calls trim() about once per heartbeat, and a ring that stayed at most a quarter full for
+// kQuietTrimsToShrink calls in a row shrinks to twice the highest fill it saw meanwhile (one that
+// saw no byte at all and is empty is freed). A burst (the backlog of an outage, a resend) therefore
+// costs memory while it is outstanding and gives it back a few seconds after it was acknowledged,
+// and a busy stream keeps twice its working set, so it does not shrink and regrow from one
+// heartbeat to the next. Blocks from kMappedRingMin up are mapped from the kernel directly, so
+// freeing one returns its pages at once (glibc would serve them from its arena after the first
+// large free raised its mmap threshold, and keep them).
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "core/common.hpp"
 
 namespace roam::core {
 
-// A ring of bytes covering stream offsets [begin, end). Capacity grows on demand up to `cap`.
+// Uninitialised storage for a ring: from the heap below kMappedRingMin, mapped from the kernel
+// (anonymous, private) from there up, falling back to the heap if a mapping is refused
+// (vm.max_map_count). Throws std::bad_alloc when neither gives memory, as std::vector did.
+class RingStorage {
+ public:
+  RingStorage() = default;
+  explicit RingStorage(std::size_t n);
+  ~RingStorage() { release(); }
+  RingStorage(RingStorage&& o) noexcept { swap(o); }
+  RingStorage& operator=(RingStorage&& o) noexcept {
+    RingStorage(std::move(o)).swap(*this);
+    return *this;
+  }
+  RingStorage(const RingStorage&) = delete;
+  RingStorage& operator=(const RingStorage&) = delete;
+
+  std::uint8_t* data() const { return p_; }
+  std::size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  bool mapped() const { return mapped_; }
+  void swap(RingStorage& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(n_, o.n_);
+    std::swap(mapped_, o.mapped_);
+  }
+
+ private:
+  void release();
+  std::uint8_t* p_ = nullptr;
+  std::size_t n_ = 0;
+  bool mapped_ = false;
+};
+
+// Rings start small (an idle or interactive session needs little) and double as bulk arrives.
+inline constexpr std::size_t kInitialRing = 4 * 1024;
+// From this size up ring storage is mapped directly (see the top of the file). 128 KiB is glibc's
+// own initial threshold; below it a block costs less than a mapping (a VMA, a syscall, page
+// faults on reuse), and the blocks are small enough that the arena's reuse of them is harmless.
+inline constexpr std::size_t kMappedRingMin = 128 * 1024;
+// Consecutive trim() calls (about one per heartbeat) a ring must stay at most a quarter full
+// before it shrinks: a stream whose load dips for a second keeps its storage.
+inline constexpr int kQuietTrimsToShrink = 3;
+
+// A ring of bytes covering stream offsets [begin, end). Capacity grows on demand up to `cap` and
+// shrinks back to the working set (trim()).
 class ByteRing {
  public:
   explicit ByteRing(std::size_t cap) : cap_(cap) {}
@@ -30,12 +85,21 @@ class ByteRing {
 
   // Largest contiguous writable region at end(), growing storage if it helps; empty when full.
   MutBytes free_span();
-  void push(std::size_t n) { end_ += n; }
+  void push(std::size_t n) {
+    end_ += n;
+    peak_ = std::max(peak_, size());
+  }
   // Contiguous readable bytes starting at stream offset `from` (begin() <= from <= end()).
   Bytes data_at(std::uint64_t from) const;
   // Drops bytes below `to` (begin() <= to <= end()).
   void pop_to(std::uint64_t to);
-  // Frees storage when empty (an idle session keeps no buffer).
+  // Housekeeping, about once per heartbeat while the stream is in use: frees the storage of an
+  // empty ring that saw no byte since the last call; shrinks one that stayed at most a quarter full
+  // for kQuietTrimsToShrink calls in a row to the smallest size (the initial size doubled) of at
+  // least twice the highest fill seen in those calls. Offsets and bytes are unchanged; data_at()
+  // and free_span() results taken before the call are invalidated when it reallocates.
+  void trim();
+  // Frees storage when empty (a closed session keeps no buffer).
   void shrink_if_empty();
   // Restarts an empty ring at a new offset (used when a stream starts elsewhere than 0).
   void reset_at(std::uint64_t offset) {
@@ -44,11 +108,17 @@ class ByteRing {
 
  private:
   void grow(std::size_t want);
+  // Moves the live bytes into new storage of `n` bytes (n >= size(); 0 frees it).
+  void relocate(std::size_t n);
 
   std::size_t cap_;
-  std::vector<std::uint8_t> buf_;
+  RingStorage buf_;
   std::uint64_t begin_ = 0;
   std::uint64_t end_ = 0;
+  std::size_t peak_ = 0;        // highest size() after a push since the last trim()
+  std::size_t held_ = 0;        // size() at the last trim()
+  std::size_t quiet_peak_ = 0;  // highest size() over the current run of quiet trims
+  int quiet_trims_ = 0;         // consecutive trim() calls that found the ring at most 1/4 full
 };
 
 // The sending half: retention buffer plus FIN.
@@ -106,7 +176,9 @@ class SendStream {
 
   std::size_t retained() const { return ring_.size(); }
   std::size_t allocated() const { return ring_.allocated(); }
-  void trim_memory() { ring_.shrink_if_empty(); }
+  // ByteRing::trim (periodic) and ByteRing::shrink_if_empty (at close).
+  void trim_memory() { ring_.trim(); }
+  void release_memory() { ring_.shrink_if_empty(); }
 
  private:
   ByteRing ring_;
@@ -148,7 +220,9 @@ class RecvStream {
   bool eof_consumed() const { return eof_consumed_; }
   std::size_t buffered() const { return ring_.size(); }
   std::size_t allocated() const { return ring_.allocated(); }
-  void trim_memory() { ring_.shrink_if_empty(); }
+  // ByteRing::trim (periodic) and ByteRing::shrink_if_empty (at close).
+  void trim_memory() { ring_.trim(); }
+  void release_memory() { ring_.shrink_if_empty(); }
 
  private:
   ByteRing ring_;
