@@ -7,7 +7,8 @@
 //   2  client: after sending HELLO, the input as the server's answer
 //   3  client: a genuine preamble + HELLO_REPLY, then the input (frames after the handshake)
 // A first byte of 4..7 (mod 8) runs the same with --encrypt on both sides and a server that signs
-// (SERVER_KEY after HELLO_REPLY, SEALED frames after FINISH). Whatever happens, nothing crashes,
+// (SERVER_KEY after HELLO_REPLY, SEALED frames after FINISH); of those, an odd data[0] / 8 offers
+// AES-256-GCM on both sides (negotiated where the CPU has AES-NI). Whatever happens, nothing crashes,
 // and a closed session stays closed.
 #include <cstddef>
 #include <cstdint>
@@ -44,6 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 2) return 0;
   const int mode = data[0] % 4;
   const bool secure = data[0] % 8 >= 4;
+  const bool aes = (data[0] / 8) % 2 == 1;
   const std::size_t chunk = data[1] == 0 ? SIZE_MAX : data[1];
   const core::Bytes input(data + 2, size - 2);
 
@@ -52,24 +54,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       core::crypto::SeededRng rng(fuzz::kServerSeed);
       // Split like the shell does: what arrived first goes to accept, the rest is read later.
       const std::size_t first = std::min(input.size(), chunk);
-      auto s = core::Session::accept(fuzz::fuzz_config(secure), rng, 1, input.first(first), fuzz::kT0);
+      auto s = core::Session::accept(fuzz::fuzz_config(secure, aes), rng, 1, input.first(first), fuzz::kT0);
       exercise(*s, 1, input.subspan(first), chunk);
       break;
     }
     case 1: {
-      fuzz::ClientStart c(secure);
-      fuzz::ServerStart s(c.hello, secure);
+      fuzz::ClientStart c(secure, aes);
+      fuzz::ServerStart s(c.hello, secure, aes);
       exercise(*s.session, 1, input, chunk);
       break;
     }
     case 2: {
-      fuzz::ClientStart c(secure);
+      fuzz::ClientStart c(secure, aes);
       exercise(*c.session, 1, input, chunk);
       break;
     }
     case 3: {
-      fuzz::ClientStart c(secure);
-      fuzz::ServerStart s(c.hello, secure);
+      fuzz::ClientStart c(secure, aes);
+      fuzz::ServerStart s(c.hello, secure, aes);
       ByteVec all = s.reply;
       all.insert(all.end(), input.begin(), input.end());
       exercise(*c.session, 1, all, chunk);

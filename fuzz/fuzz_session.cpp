@@ -7,7 +7,9 @@
 //   3  a new connection to the server after a genuine MIGRATE (RESPONSE handling and beyond)
 //   4  the client's migrate attempt, as the server's answer
 // A first byte of 5..9 (mod 10) runs the same on an encrypted pair whose server signs its
-// handshake (SEALED frames, SERVER_KEY). Then time moves past heartbeats and the wait, and both
+// handshake (SEALED frames, SERVER_KEY); of those, an odd data[0] / 10 seals with AES-256-GCM
+// (where the CPU has AES-NI), an even one with XChaCha20-Poly1305. Then time moves past
+// heartbeats and the wait, and both
 // applications write. Nothing crashes;
 // peer input ends at most that one session.
 #include <cstddef>
@@ -24,10 +26,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 2) return 0;
   const int mode = data[0] % 5;
   const bool secure = data[0] % 10 >= 5;
+  const bool aes = (data[0] / 10) % 2 == 1;
   const std::size_t chunk = data[1] == 0 ? SIZE_MAX : data[1];
   const core::Bytes input(data + 2, size - 2);
 
-  auto p = fuzz::established_pair(secure);
+  auto p = fuzz::established_pair(secure, aes);
   p->max_chunk = chunk;
   Pair::Link& first = p->last_link();
   switch (mode) {

@@ -38,9 +38,11 @@ inline core::SessionConfig fuzz_config() {
 }
 
 // With `secure`, the same configuration on both sides encrypts (--encrypt) and the server signs
-// the handshake with a fixed key (--key): SEALED frames and SERVER_KEY are reached too.
-inline core::SessionConfig fuzz_config(bool secure) {
+// the handshake with a fixed key (--key): SEALED frames and SERVER_KEY are reached too. With
+// `aes` both ends offer AES-256-GCM (negotiated where the CPU has AES-NI), else XChaCha20-Poly1305.
+inline core::SessionConfig fuzz_config(bool secure, bool aes = false) {
   core::SessionConfig c = fuzz_config();
+  c.handshake.aes_gcm = aes;
   if (!secure) return c;
   c.handshake.features |= core::wire::kFeatureEncrypt | core::wire::kFeatureServerKey;
   c.handshake.require_encrypt = true;
@@ -64,8 +66,8 @@ struct ClientStart {
   core::crypto::SeededRng rng{kClientSeed};
   std::unique_ptr<core::Session> session;
   ByteVec hello;  // preamble + HELLO
-  explicit ClientStart(bool secure = false) {
-    session = core::Session::client(fuzz_config(secure), rng, kT0);
+  explicit ClientStart(bool secure = false, bool aes = false) {
+    session = core::Session::client(fuzz_config(secure, aes), rng, kT0);
     session->attach_path(1, kT0);
     core::test::drain(*session, 1, kT0, hello);
   }
@@ -76,15 +78,16 @@ struct ServerStart {
   core::crypto::SeededRng rng{kServerSeed};
   std::unique_ptr<core::Session> session;
   ByteVec reply;  // preamble + HELLO_REPLY
-  explicit ServerStart(const ByteVec& hello, bool secure = false) {
-    session = core::Session::accept(fuzz_config(secure), rng, 1, hello, kT0);
+  explicit ServerStart(const ByteVec& hello, bool secure = false, bool aes = false) {
+    session = core::Session::accept(fuzz_config(secure, aes), rng, 1, hello, kT0);
     core::test::drain(*session, 1, kT0, reply);
   }
 };
 
 // An established pair on path 1, with a little data exchanged.
-inline std::unique_ptr<core::test::SessionPair> established_pair(bool secure = false) {
-  auto p = std::make_unique<core::test::SessionPair>(fuzz_config(secure), fuzz_config(secure),
+inline std::unique_ptr<core::test::SessionPair> established_pair(bool secure = false,
+                                                                  bool aes = false) {
+  auto p = std::make_unique<core::test::SessionPair>(fuzz_config(secure, aes), fuzz_config(secure, aes),
                                                      kPairSeed);
   ROAM_FUZZ_CHECK(p->establish());
   p->client->write(core::test::pattern(100, 1));

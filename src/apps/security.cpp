@@ -45,8 +45,13 @@ void add_security_flags(CLI::App& cmd, SecurityFlags& flags, Side side) {
   cmd.add_flag("--encrypt", flags.encrypt,
                server ? "Require encryption: refuse clients that do not encrypt (without it a "
                         "client that asks for encryption gets it, and one that does not is accepted)"
-                      : "Encrypt and authenticate every byte of the session (XChaCha20-Poly1305); "
-                        "refuse a server that will not");
+                      : "Encrypt and authenticate every byte of the session (AES-256-GCM when "
+                        "both ends have AES-NI, else XChaCha20-Poly1305); refuse a server that "
+                        "will not");
+  cmd.add_option("--cipher", flags.cipher,
+                 "With encryption: `auto` seals with AES-256-GCM when both ends' CPUs have AES-NI "
+                 "(else XChaCha20-Poly1305); `xchacha20-poly1305` never offers AES-256-GCM")
+      ->check(CLI::IsMember({"auto", "xchacha20-poly1305"}));
   if (server)
     cmd.add_option("--key", flags.key,
                    "Server key file (from `roam keygen`): sign every handshake, so that clients "
@@ -60,6 +65,7 @@ void add_security_flags(CLI::App& cmd, SecurityFlags& flags, Side side) {
 void apply_server_security(const SecurityFlags& flags, core::SessionConfig& cfg) {
   cfg.handshake.features |= core::wire::kFeatureEncrypt;  // encrypt whenever a client asks
   cfg.handshake.require_encrypt = flags.encrypt;
+  cfg.handshake.aes_gcm = flags.cipher == "auto";
   if (flags.key.empty()) return;
   auto kp = io::load_server_key(flags.key);
   if (!kp) throw std::runtime_error(kp.error().detail);
@@ -71,6 +77,7 @@ std::shared_ptr<io::ServerPin> apply_client_security(const SecurityFlags& flags,
                                                      const std::string& server,
                                                      core::SessionConfig& cfg) {
   cfg.handshake.require_encrypt = flags.encrypt;
+  cfg.handshake.aes_gcm = flags.cipher == "auto";
   auto pin = std::make_shared<io::ServerPin>(
       flags.known_hosts.empty() ? io::default_known_hosts_path() : flags.known_hosts, server);
   if (auto ok = pin->load(); !ok) throw std::runtime_error(ok.error().detail);

@@ -14,6 +14,7 @@ namespace roam::apps {
 
 struct SecurityFlags {
   bool encrypt = false;
+  std::string cipher = "auto";  // auto (AES-256-GCM when both ends have AES-NI) | xchacha20-poly1305
   std::string key;          // server, proxy
   std::string known_hosts;  // connect, socks
 };

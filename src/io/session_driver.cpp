@@ -560,10 +560,16 @@ void SessionDriver::handle_events() {
       case core::EventType::kEstablished:
         ever_established_ = true;
         addr_index_ = 0;
-        spdlog::info("[{}] session established ({})", name_,
+        spdlog::info("[{}] session established ({}{}{})", name_,
                      session_->active_path() && paths_.count(*session_->active_path())
                          ? paths_[*session_->active_path()].where
-                         : std::string("?"));
+                         : std::string("?"),
+                     session_->negotiated().features & core::wire::kFeatureEncrypt
+                         ? ", encrypted with "
+                         : "",
+                     session_->negotiated().features & core::wire::kFeatureEncrypt
+                         ? core::crypto::aead_name(session_->negotiated().aead)
+                         : "");
         if (hooks_.on_established) hooks_.on_established(*this);
         break;
       case core::EventType::kPathLost:

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/crypto/crypto.hpp"
 #include "itest_util.hpp"
 
 namespace roam::itest {
@@ -67,7 +68,9 @@ std::string keygen(const std::string& file) {
   return line;
 }
 
-TEST(Encrypt, EncryptedSessionSurvivesCutsExactlyBothWays) {
+// 16 MiB each way through the CutRelay with a cut every MiB, sealed with the cipher that the
+// client's `--cipher` leads to (`want`, as the client logs it).
+void survives_cuts(const std::string& cipher, const std::string& want) {
   DumpOnFailure dump;
   constexpr std::uint64_t kBytes = 16 * kMiB, kUpSeed = 0xc0de01, kDownSeed = 0xc0de02;
   DuplexOptions svc_opts;
@@ -92,7 +95,8 @@ TEST(Encrypt, EncryptedSessionSurvivesCutsExactlyBothWays) {
   RelayThread relay(server_port);
   relay_ptr = &relay;
   std::uint16_t local_port = 0;
-  auto client = start_local_client(relay.port(), {"--heartbeat", "200ms", "--encrypt"}, local_port);
+  auto client = start_local_client(relay.port(),
+                                   {"--heartbeat", "200ms", "--encrypt", "--cipher", cipher}, local_port);
   dump.add(client);
   ASSERT_NE(local_port, 0);
 
@@ -113,6 +117,18 @@ TEST(Encrypt, EncryptedSessionSurvivesCutsExactlyBothWays) {
   EXPECT_EQ(hex(up.received_digest), hex(pattern_digest(kDownSeed, kBytes)));
   EXPECT_TRUE(up.got_eof && down.got_eof);
   EXPECT_FALSE(up.got_reset || down.got_reset);
+  EXPECT_NE(client->log().find("encrypted with " + want), std::string::npos) << client->log();
+}
+
+TEST(Encrypt, EncryptedSessionSurvivesCutsExactlyBothWays) {
+  // The client does not offer AES-256-GCM (like a CPU without AES-NI): XChaCha20-Poly1305.
+  survives_cuts("xchacha20-poly1305", "XChaCha20-Poly1305");
+}
+
+TEST(Encrypt, AesGcmSessionSurvivesCutsExactlyBothWays) {
+  if (!core::crypto::init() || !core::crypto::aes256gcm_available())
+    GTEST_SKIP() << "this CPU has no AES-NI/PCLMULQDQ: AES-256-GCM is never negotiated here";
+  survives_cuts("auto", "AES-256-GCM");
 }
 
 TEST(Encrypt, ServerRequiringEncryptionRefusesAPlainClientWithAClearError) {
