@@ -76,7 +76,7 @@ def build_msocks(packets):
     # A new session: greeting, preamble and HELLO in one segment, as roam socks sends them.
     fl = Flow(M, P, packets)
     fl.handshake()
-    fl.send(M, b"\x05\x01\x80" + PREAMBLE + hello(0x7))
+    fl.send(M, b"\x05\x01\x80" + PREAMBLE + hello(0xf))
     fl.send(P, b"\x05\x80" + PREAMBLE + hello(0x7, reply=True) +
             frame(0x04, b"\x44" * 32 + b"\x55" * 64))
     fl.send(M, frame(0x03, b"\x66" * 32) + sealed(0x20, 18))
@@ -185,6 +185,7 @@ def main():
         failures += check_msocks(tshark, lua, pcap)
         for want in [
             "Magic: ROAM", "Frame: HELLO ", "encrypt: True", "server-key: True",
+            "aes256gcm: True", "aes256gcm: False",
             "Frame: HELLO_REPLY", "Frame: SERVER_KEY", "Ed25519 server key:", "Ed25519 signature:",
             "Frame: FINISH", "Frame: SEALED encrypted DATA offset=0 len=10",
             "Frame: SEALED encrypted ACK len=8", "Inner type: DATA (0x20)",

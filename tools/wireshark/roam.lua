@@ -75,6 +75,7 @@ local f = {
   feat_resume = ProtoField.bool("roam.features.resume", "resume", 32, nil, 0x1),
   feat_encrypt = ProtoField.bool("roam.features.encrypt", "encrypt", 32, nil, 0x2),
   feat_server_key = ProtoField.bool("roam.features.server_key", "server-key", 32, nil, 0x4),
+  feat_aes256gcm = ProtoField.bool("roam.features.aes256gcm", "aes256gcm", 32, nil, 0x8),
   buffer_cap = ProtoField.uint64("roam.buffer_cap", "Buffer cap (bytes)"),
   wait_ms = ProtoField.uint64("roam.wait_ms", "MIGRATE_WAIT (ms)"),
   random = ProtoField.bytes("roam.random", "Random"),
@@ -184,6 +185,7 @@ local function add_features(t, r)
   ft:add(f.feat_resume, r)
   ft:add(f.feat_encrypt, r)
   ft:add(f.feat_server_key, r)
+  ft:add(f.feat_aes256gcm, r)
 end
 
 local function hello_common(p, t)
