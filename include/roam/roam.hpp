@@ -99,8 +99,9 @@ struct SessionOptions {
   // control window (write() accepts no more than this ahead of what the peer consumed). 4 KiB..4 GiB.
   std::uint64_t buffer = 8u << 20;
   // Encryption (`--encrypt`): every byte and control frame after the handshake travels sealed
-  // (XChaCha20-Poly1305, keys per session and direction); a tampered, replayed or reordered frame
-  // ends the session (kBadMac). Client: offer it and refuse a server that will not (kProtocol).
+  // (keys per session and direction; AES-256-GCM when both ends' CPUs have AES-NI, else
+  // XChaCha20-Poly1305, as `roam --cipher auto`); a tampered, replayed or reordered frame ends the
+  // session (kBadMac). Client: offer it and refuse a server that will not (kProtocol).
   // Server: refuse clients that do not offer it (kProtocol, "this server requires encryption");
   // a server without it still encrypts every session whose client asks.
   bool encrypt = false;
