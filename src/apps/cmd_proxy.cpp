@@ -8,6 +8,7 @@
 #include "apps/observe.hpp"
 #include "io/proxy.hpp"
 #include "io/socks_agent.hpp"
+#include "io/workers.hpp"
 
 namespace roam::apps {
 namespace {
@@ -51,6 +52,9 @@ core::Result<io::ProxyConfig> reloaded_rules(const ProxyFlags& f) {
   reload_log_level(*values);
   return r;
 }
+
+// One process's (or worker's) proxy: today's whole daemon.
+int serve_proxy(io::ProxyConfig cfg, const ProxyFlags& f, const io::WorkerContext* worker);
 
 }  // namespace
 
@@ -129,11 +133,25 @@ int run_proxy(const ProxyFlags& f) {
   cfg.deny_dest = cidr_list(f.deny_dest, "--deny-dest");
   cfg.users_file = f.users;
   cfg.allow_roam = !f.no_roam;
+  check_workers(f.session);
   io::raise_nofile_limit();
-  block_signals();  // before the resolver's threads start
+  block_signals();  // before the resolver's threads start and before workers fork
+  return io::run_workers(f.session.workers, cfg.listen, [&](const io::WorkerContext* w) {
+    return serve_proxy(cfg, f, w);
+  });
+}
 
+namespace {
+
+int serve_proxy(io::ProxyConfig cfg, const ProxyFlags& f, const io::WorkerContext* worker) {
   io::Loop loop;
+  auto handoff = worker ? std::make_unique<io::Handoff>(loop, *worker) : nullptr;
+  cfg.handoff = handoff.get();
   io::Proxy proxy(loop, cfg);
+  if (handoff)
+    handoff->set_receiver([&proxy](int fd, std::vector<std::uint8_t> bytes, core::Hop hop) {
+      proxy.adopt_handoff(fd, std::move(bytes), hop);
+    });
   Observer observer(loop, f.session, "proxy");
   install_signals(
       loop,
@@ -159,6 +177,8 @@ int run_proxy(const ProxyFlags& f) {
   loop.run();
   return 0;
 }
+
+}  // namespace
 
 int run_socks(const SocksFlags& f) {
   auto p = io::parse_endpoint(f.proxy);

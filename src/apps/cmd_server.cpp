@@ -4,8 +4,13 @@
 #include "apps/observe.hpp"
 #include "apps/options.hpp"
 #include "io/server.hpp"
+#include "io/workers.hpp"
 
 namespace roam::apps {
+namespace {
+// One process's (or worker's) server: today's whole daemon.
+int serve(io::ServerConfig cfg, const SessionFlags& flags, const io::WorkerContext* worker);
+}  // namespace
 
 int run_server(const std::string& listen, const std::string& forward, const SessionFlags& flags) {
   auto l = io::parse_endpoint(listen, "0.0.0.0", /*listener=*/true);
@@ -18,11 +23,25 @@ int run_server(const std::string& listen, const std::string& forward, const Sess
   cfg.session = session_config(flags);
   cfg.max_waiting = flags.max_waiting;
   apply_server_security(flags.security, cfg.session);
+  check_workers(flags);
   io::raise_nofile_limit();
-  block_signals();  // before any thread starts (the observer's)
+  block_signals();  // before any thread starts (the observer's) and before workers fork
+  return io::run_workers(flags.workers, cfg.listen, [&](const io::WorkerContext* w) {
+    return serve(cfg, flags, w);
+  });
+}
 
+namespace {
+
+int serve(io::ServerConfig cfg, const SessionFlags& flags, const io::WorkerContext* worker) {
   io::Loop loop;
+  auto handoff = worker ? std::make_unique<io::Handoff>(loop, *worker) : nullptr;
+  cfg.handoff = handoff.get();
   io::Server server(loop, cfg);
+  if (handoff)
+    handoff->set_receiver([&server](int fd, std::vector<std::uint8_t> bytes, core::Hop hop) {
+      server.adopt_handoff(fd, std::move(bytes), hop);
+    });
   Observer observer(loop, flags, "server");
   install_signals(
       loop,
@@ -48,4 +67,5 @@ int run_server(const std::string& listen, const std::string& forward, const Sess
   return 0;
 }
 
+}  // namespace
 }  // namespace roam::apps

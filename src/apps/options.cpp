@@ -10,6 +10,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "core/session/handoff.hpp"
+
 namespace roam::apps {
 
 std::optional<core::Duration> parse_duration(const std::string& text) {
@@ -84,6 +86,25 @@ void add_daemon_limit_flags(CLI::App& cmd, SessionFlags& flags) {
                  "session keeps its forwarded socket and retention buffers")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd.add_option("--workers", flags.workers,
+                 "Worker processes sharing --listen (SO_REUSEPORT), each with its own event loop, "
+                 "sessions and control socket (`roam status` lists each as worker i/N). A migrate "
+                 "request that reaches a worker not holding its session is passed to the one that "
+                 "does. Use 2 or more to use several cores, or to hold more sessions than one "
+                 "process's descriptor limit allows (2 per session). --max-waiting, the "
+                 "unfinished-handshake cap and the refused-migrate limiter apply per worker. "
+                 "Not with --metrics (use `roam status --json`)")
+      ->check(CLI::Range(1u, core::kMaxWorkers))
+      ->capture_default_str();
+}
+
+void check_workers(const SessionFlags& flags) {
+  if (flags.workers > 1 && !flags.metrics.empty())
+    throw CLI::ValidationError(
+        "--metrics", "not served with --workers " + std::to_string(flags.workers) +
+                         ": each worker is its own process with its own counters, and one HTTP "
+                         "endpoint cannot show them all yet. Use `roam status --json` (one entry "
+                         "per worker), or --workers 1 with --metrics");
 }
 
 core::SessionConfig session_config(const SessionFlags& flags) {

@@ -28,11 +28,15 @@ struct SessionFlags {
   std::string control_dir;
   // Daemons only (add_daemon_limit_flags): sessions in the wait state at once.
   std::size_t max_waiting = 4096;
+  // Daemons only: worker processes sharing the listening address (io/workers.hpp).
+  unsigned workers = 1;
 };
 // Adds --wait, --heartbeat and --buffer to `cmd`.
 void add_session_flags(CLI::App& cmd, SessionFlags& flags);
-// Adds --max-waiting to `cmd` (roam server, roam proxy).
+// Adds --max-waiting and --workers to `cmd` (roam server, roam proxy).
 void add_daemon_limit_flags(CLI::App& cmd, SessionFlags& flags);
+// Throws CLI::ValidationError for flags that --workers N > 1 cannot serve (--metrics).
+void check_workers(const SessionFlags& flags);
 // Builds the core's configuration; throws CLI::ValidationError on bad values (exit status 2).
 core::SessionConfig session_config(const SessionFlags& flags);
 

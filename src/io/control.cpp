@@ -272,9 +272,10 @@ std::string format_status_table(const std::vector<DaemonSnapshot>& daemons) {
     if (di) out += "\n";
     std::uint64_t refused = 0;
     for (const auto& [r, n] : d.refusals) refused += n;
-    out += fmt::format("roam {} (pid {}, {}, up {}): {} session{}, {} migration{}, {} refused, "
+    out += fmt::format("roam {}{} (pid {}, {}, up {}): {} session{}, {} migration{}, {} refused, "
                        "{} sent, {} received\n",
-                       d.kind.empty() ? "daemon" : d.kind, d.pid,
+                       d.kind.empty() ? "daemon" : d.kind,
+                       d.workers > 1 ? fmt::format(" worker {}/{}", d.worker, d.workers) : "", d.pid,
                        d.listen.empty() ? "not listening yet" : d.listen, human_duration(d.uptime_s),
                        d.sessions.size(), d.sessions.size() == 1 ? "" : "s", d.migrations,
                        d.migrations == 1 ? "" : "s", refused, human_bytes(d.bytes_sent),

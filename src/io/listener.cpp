@@ -8,6 +8,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "io/workers.hpp"
+
 namespace roam::io {
 namespace {
 constexpr Duration kAcceptPause = std::chrono::milliseconds(100);
@@ -24,7 +26,9 @@ Listener::~Listener() {
 }
 
 core::Result<void> Listener::start(const Endpoint& ep) {
-  auto fd = listen_on(ep);
+  // A worker of `--workers N` takes the socket its parent bound (SO_REUSEPORT, io/workers.hpp).
+  auto inherited = take_inherited_listener(ep);
+  auto fd = inherited ? core::Result<int>(*inherited) : listen_on(ep);
   if (!fd) return tl::unexpected(fd.error());
   fd_ = *fd;
   bound_ = local_address(fd_);

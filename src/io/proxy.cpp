@@ -1,5 +1,6 @@
 #include "io/proxy.hpp"
 #include "io/admission.hpp"
+#include "io/workers.hpp"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -562,27 +563,31 @@ void Proxy::roam_first_frame(int fd) {
     queue_hello(std::move(taken));
     return;
   }
+  roam_migrate(fd, std::move(taken->buf), taken->peer, {});
+}
+
+void Proxy::roam_migrate(int fd, std::vector<std::uint8_t> buf, const std::string& peer, core::Hop hop) {
+  if (cfg_.handoff && cfg_.handoff->pass(table_, fd, buf, hop)) return;
   std::vector<std::uint8_t> reply;
-  const core::MigrateVerdict v =
-      table_.admit_migrate(taken->buf, peer_source(fd), loop_.now(), reply);
+  const core::MigrateVerdict v = table_.admit_migrate(buf, peer_source(fd), loop_.now(), reply);
   auto r = v.session ? roams_.find(v.session) : roams_.end();
   if (v.dropped) {
     registry().on_refused("rate_limited");
     if (v.log_dropped)
       spdlog::warn("{} is over its limit of refused re-attach requests: closed {} unchecked",
-                   taken->peer, *v.log_dropped);
+                   peer, *v.log_dropped);
     ::close(fd);
     return;
   }
   if (r == roams_.end()) {
     (void)send_small(fd, reply);
-    spdlog::info("refused migrate request from {} (unknown session or bad MAC)", taken->peer);
+    spdlog::info("refused migrate request from {} (unknown session or bad MAC)", peer);
     registry().on_refused("unknown_session");
     ::close(fd);
     return;
   }
-  spdlog::debug("[{}] re-attach request from {}", r->second.driver->name(), taken->peer);
-  r->second.driver->add_migrate_path(fd, taken->buf);
+  spdlog::debug("[{}] re-attach request from {}", r->second.driver->name(), peer);
+  r->second.driver->add_migrate_path(fd, buf);
 }
 
 void Proxy::queue_hello(std::unique_ptr<Pending> p) {

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "core/session/dispatcher.hpp"
+#include "core/session/handoff.hpp"
 #include "core/socks5/policy.hpp"
 #include "core/socks5/socks5.hpp"
 #include "io/listener.hpp"
@@ -38,6 +39,8 @@
 #include "io/splice.hpp"
 
 namespace roam::io {
+
+class Handoff;
 
 struct ProxyConfig {
   Endpoint listen;
@@ -51,6 +54,8 @@ struct ProxyConfig {
   // longest ends (its destination connection is reset).
   std::size_t max_waiting = 4096;
   bool allow_roam = true;
+  // --workers N: re-attach requests for sessions this worker does not hold go round the ring.
+  Handoff* handoff = nullptr;
 };
 
 // Maps a connect(2) errno to the SOCKS5 reply code a client should see.
@@ -75,6 +80,10 @@ class Proxy {
   std::string bound() const { return listener_.bound(); }
   std::size_t connection_count() const { return pending_.size() + connects_.size() + pairs_.size() + roams_.size(); }
   void abort_all(const std::string& why);
+  // --workers: a re-attach (method 0x80 chosen, then MIGRATE) another worker passed on.
+  void adopt_handoff(int fd, std::vector<std::uint8_t> bytes, core::Hop hop) {
+    roam_migrate(fd, std::move(bytes), peer_address(fd), hop);
+  }
 
  private:
   struct Pending {
@@ -129,6 +138,9 @@ class Proxy {
 
   void roam_first_frame(int fd);
   void start_roam(std::unique_ptr<Pending> p);
+  // A roam connection whose first frame is MIGRATE: re-attached to its session, passed to another
+  // worker, or refused.
+  void roam_migrate(int fd, std::vector<std::uint8_t> buf, const std::string& peer, core::Hop hop);
   // New roam sessions (HELLO) start after every other ready connection of this loop pass has been
   // read, so re-attach checks (one HMAC) are served before new handshakes (X25519; SPEC 13).
   void queue_hello(std::unique_ptr<Pending> p);

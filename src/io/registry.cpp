@@ -73,6 +73,17 @@ void Registry::on_closed(bool clean) {
   ++(clean ? ended_clean_ : ended_aborted_);
 }
 
+void Registry::set_worker(unsigned index, unsigned count) {
+  std::lock_guard<std::mutex> lk(mu_);
+  worker_ = index;
+  workers_ = count;
+}
+
+void Registry::on_handoff(bool passed) {
+  std::lock_guard<std::mutex> lk(mu_);
+  ++(passed ? handoffs_passed_ : handoffs_received_);
+}
+
 void Registry::on_refused(std::string_view reason) {
   std::lock_guard<std::mutex> lk(mu_);
   auto it = refusals_.find(reason);
@@ -98,6 +109,10 @@ DaemonSnapshot Registry::snapshot(const Loop& loop, core::Time now) const {
   s.bytes_sent = ended_bytes_sent_;
   s.bytes_received = ended_bytes_received_;
   s.refusals.insert(refusals_.begin(), refusals_.end());
+  s.worker = worker_;
+  s.workers = workers_;
+  s.handoffs_passed = handoffs_passed_;
+  s.handoffs_received = handoffs_received_;
   s.handover = handover_;
   s.recent.assign(recent_.begin(), recent_.end());
   for (const auto& [d, l] : drivers_) {
@@ -167,7 +182,11 @@ nlohmann::json to_json(const DaemonSnapshot& s) {
           {"handover_buckets", buckets},
           {"handover_sum_s", s.handover.sum},
           {"handover_count", s.handover.count},
-          {"recent_handovers", recent}};
+          {"recent_handovers", recent},
+          {"worker", s.worker},
+          {"workers", s.workers},
+          {"handoffs_passed", s.handoffs_passed},
+          {"handoffs_received", s.handoffs_received}};
 }
 
 core::Result<DaemonSnapshot> snapshot_from_json(const nlohmann::json& j) {
@@ -208,6 +227,11 @@ core::Result<DaemonSnapshot> snapshot_from_json(const nlohmann::json& j) {
     j.at("bytes_received").get_to(s.bytes_received);
     j.at("retained").get_to(s.retained);
     j.at("refusals").get_to(s.refusals);
+    // Absent from daemons older than --workers.
+    s.worker = j.value("worker", 0u);
+    s.workers = j.value("workers", 0u);
+    s.handoffs_passed = j.value("handoffs_passed", std::uint64_t{0});
+    s.handoffs_received = j.value("handoffs_received", std::uint64_t{0});
     const auto& b = j.at("handover_buckets");
     if (!b.is_array() || b.size() != s.handover.counts.size())
       return core::fail(core::Errc::kMalformed, "handover_buckets: wrong number of buckets");

@@ -92,6 +92,13 @@ struct DaemonSnapshot {
   std::map<std::string, std::uint64_t> refusals;  // by reason
   Histogram handover;
   std::vector<HandoverPoint> recent;  // the latest migrations, oldest first
+  // --workers N > 1 (io/workers.hpp): this process is worker `worker` (1-based) of `workers`;
+  // both 0 for a single process. Handoffs: migrate requests passed to the next worker / taken
+  // from the previous one.
+  unsigned worker = 0;
+  unsigned workers = 0;
+  std::uint64_t handoffs_passed = 0;
+  std::uint64_t handoffs_received = 0;
 };
 
 class Registry {
@@ -102,6 +109,10 @@ class Registry {
   Registry();
   // What this process is (set once the daemon listens).
   void set_daemon(std::string kind, std::string listen);
+  // This process is worker `index` (1-based) of `count` (--workers).
+  void set_worker(unsigned index, unsigned count);
+  // A migrate request passed to the next worker (`passed`) or taken from the previous one.
+  void on_handoff(bool passed);
 
   // SessionDriver bookkeeping (its constructor, its destructor with its final byte counts).
   void add(const SessionDriver* d, const Loop* loop);
@@ -122,6 +133,10 @@ class Registry {
   std::unordered_map<const SessionDriver*, const Loop*> drivers_;
   std::string kind_;
   std::string listen_;
+  unsigned worker_ = 0;
+  unsigned workers_ = 0;
+  std::uint64_t handoffs_passed_ = 0;
+  std::uint64_t handoffs_received_ = 0;
   std::chrono::steady_clock::time_point started_;
   std::uint64_t sessions_started_ = 0;
   std::uint64_t ended_clean_ = 0;

@@ -1,5 +1,6 @@
 #include "io/server.hpp"
 #include "io/admission.hpp"
+#include "io/workers.hpp"
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -134,27 +135,31 @@ void Server::on_pending(int fd) {
     queue_hello(std::move(taken));
     return;
   }
+  admit_migrate(fd, std::move(taken.buf), taken.peer, {});
+}
+
+void Server::admit_migrate(int fd, std::vector<std::uint8_t> buf, const std::string& peer, core::Hop hop) {
+  if (cfg_.handoff && cfg_.handoff->pass(table_, fd, buf, hop)) return;
   std::vector<std::uint8_t> reply;
-  const core::MigrateVerdict v =
-      table_.admit_migrate(taken.buf, peer_source(fd), loop_.now(), reply);
+  const core::MigrateVerdict v = table_.admit_migrate(buf, peer_source(fd), loop_.now(), reply);
   auto d = v.session ? drivers_.find(v.session) : drivers_.end();
   if (v.dropped) {
     registry().on_refused("rate_limited");
     if (v.log_dropped)
       spdlog::warn("{} is over its limit of refused migrate requests: closed {} unchecked",
-                   taken.peer, *v.log_dropped);
+                   peer, *v.log_dropped);
     ::close(fd);
     return;
   }
   if (d == drivers_.end()) {
     (void)!::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
-    spdlog::info("refused migrate request from {} (unknown session or bad MAC)", taken.peer);
+    spdlog::info("refused migrate request from {} (unknown session or bad MAC)", peer);
     registry().on_refused("unknown_session");
     ::close(fd);
     return;
   }
-  spdlog::debug("[{}] migrate request from {}", d->second->name(), taken.peer);
-  d->second->add_migrate_path(fd, taken.buf);
+  spdlog::debug("[{}] migrate request from {}", d->second->name(), peer);
+  d->second->add_migrate_path(fd, buf);
 }
 
 void Server::queue_hello(Pending p) {

@@ -13,12 +13,15 @@
 #include <vector>
 
 #include "core/session/dispatcher.hpp"
+#include "core/session/handoff.hpp"
 #include "io/listener.hpp"
 #include "io/loop.hpp"
 #include "io/net.hpp"
 #include "io/session_driver.hpp"
 
 namespace roam::io {
+
+class Handoff;
 
 struct ServerConfig {
   Endpoint listen;
@@ -31,6 +34,8 @@ struct ServerConfig {
   // Embedding (libroam): when set, each established session is handed to this callback (which may
   // attach an application or set an observer) instead of being forwarded to `forward`.
   std::function<void(SessionDriver&)> on_session = nullptr;
+  // --workers N: migrate requests for sessions this worker does not hold go round the ring.
+  Handoff* handoff = nullptr;
 };
 
 class Server {
@@ -44,6 +49,10 @@ class Server {
   std::size_t session_count() const { return drivers_.size(); }
   // Aborts every session (SIGTERM).
   void abort_all(const std::string& why);
+  // --workers: a MIGRATE connection another worker passed on (io::Handoff's receiver).
+  void adopt_handoff(int fd, std::vector<std::uint8_t> bytes, core::Hop hop) {
+    admit_migrate(fd, std::move(bytes), peer_address(fd), hop);
+  }
 
  private:
   struct Pending {
@@ -61,6 +70,9 @@ class Server {
   void drop_pending(int fd);
   void sweep_pending();
   void start_session(Pending p);
+  // A connection whose first frame is MIGRATE: routed to its session, passed to another worker,
+  // or refused.
+  void admit_migrate(int fd, std::vector<std::uint8_t> buf, const std::string& peer, core::Hop hop);
   // HELLOs are started after every other ready connection of this loop pass has been read, so
   // migrate checks (one HMAC) are served before new handshakes (an X25519 each; SPEC 13).
   void queue_hello(Pending p);

@@ -66,6 +66,12 @@ Session* SessionTable::route_migrate(Bytes initial, std::vector<std::uint8_t>& r
   return nullptr;
 }
 
+Session* SessionTable::holder(Bytes initial, bool check_mac) const {
+  const auto m = migrate_of(initial);
+  Session* s = m ? find(m->token) : nullptr;
+  return s && (!check_mac || migrate_mac_ok(s, *m)) ? s : nullptr;
+}
+
 MigrateVerdict SessionTable::admit_migrate(Bytes initial, const SourceKey& source, Time now,
                                            std::vector<std::uint8_t>& reply) {
   MigrateVerdict v;

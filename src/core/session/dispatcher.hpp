@@ -58,6 +58,10 @@ class SessionTable {
   MigrateVerdict admit_migrate(Bytes initial, const SourceKey& source, Time now,
                                std::vector<std::uint8_t>& reply);
   const RefusalLimiter& limiter() const { return limiter_; }
+  // For `--workers N` (core/session/handoff.hpp): the session a MIGRATE names if this table holds
+  // it, else nullptr. With `check_mac`, only if its MAC verifies too (one HMAC for a live token,
+  // none for an unknown one, as on the limited path). Touches no limiter.
+  Session* holder(Bytes initial, bool check_mac) const;
 
  private:
   // One HMAC verification: the session's key when `s` is set, the dummy key otherwise.
