@@ -185,6 +185,7 @@ int run_workers(unsigned workers, const Endpoint& listen,
     spdlog::error("{}", listeners.error().detail);
     return 1;
   }
+  const std::string bound = local_address(listeners->front());
   // ring[i]: [0] sends from worker i, [1] receives in worker (i + 1) % n.
   std::vector<std::array<int, 2>> ring(n, {-1, -1});
   auto close_all = [&](const WorkerContext* keep, int keep_listener) {
@@ -239,7 +240,7 @@ int run_workers(unsigned workers, const Endpoint& listen,
   close_all(nullptr, -1);
   std::string list;
   for (const pid_t p : pids) list += (list.empty() ? "" : ", ") + std::to_string(p);
-  spdlog::info("{} workers (pids {}) share {} (SO_REUSEPORT)", n, list, listen.str());
+  spdlog::info("{} workers (pids {}) share {} (SO_REUSEPORT)", n, list, bound);
   return supervise(std::move(pids));
 }
 
