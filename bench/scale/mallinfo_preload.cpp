@@ -30,11 +30,22 @@ void* writer(void* arg) {
   return nullptr;
 }
 
+// A forked child (a worker of `roam proxy --workers N`) has no writer thread: it starts its own,
+// writing to $ROAM_MALLINFO_FILE.<its pid>.
+char child_path[4096];
+void start_child_writer() {
+  const char* path = std::getenv("ROAM_MALLINFO_FILE");
+  std::snprintf(child_path, sizeof child_path, "%s.%ld", path, static_cast<long>(getpid()));
+  pthread_t t;
+  if (pthread_create(&t, nullptr, writer, child_path) == 0) pthread_detach(t);
+}
+
 __attribute__((constructor)) void start_writer() {
   const char* path = std::getenv("ROAM_MALLINFO_FILE");
   if (!path || !*path) return;
   pthread_t t;
   if (pthread_create(&t, nullptr, writer, const_cast<char*>(path)) == 0) pthread_detach(t);
+  pthread_atfork(nullptr, nullptr, start_child_writer);
 }
 
 }  // namespace
