@@ -206,6 +206,7 @@ int run_workers(unsigned workers, const Endpoint& listen,
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   ::sigprocmask(SIG_BLOCK, &chld, nullptr);  // the supervisor waits for it with sigwaitinfo
+  ::signal(SIGPIPE, SIG_IGN);  // as in every roam daemon (a closed stderr must not kill the parent)
   const pid_t parent = ::getpid();
   std::vector<pid_t> pids(n, -1);
   for (unsigned i = 0; i < n; ++i) {
