@@ -10,7 +10,11 @@
 # OUTAGES (5), OUTAGE_MS (5000), GAP_MS (100, break-before-make gap), OVERLAP_MS (500, both paths
 # up in make-before-break), SETTLE_MS (600), BOUND_MS (5000: no record within this = "dies"),
 # RATE (1000 records/s), SIZE (64 bytes), CSV (output file), ROAM_BENCH_BUILD (build directory),
-# RT_PRIO (run every benchmarked process under SCHED_FIFO at this priority), MPTCP_LIMITS ("subflow 2 add_addr_accepted 2"), ROAM_ARGS (extra flags for both roam daemons, e.g. "--heartbeat 300ms").
+# RT_PRIO (run every benchmarked process under SCHED_FIFO at this priority), ROAM_ARGS (extra
+# flags for both roam daemons, e.g. "--heartbeat 300ms"), MPTCP_PM (best | mptcpd | debian: how
+# the mptcpd stand-in manages endpoints, see README), MPTCP_LIMITS ("subflows 8 add_addr_accepted
+# 8", both hosts), MPTCP_EP_FLAGS ("subflow"), MPTCP_SYSCTLS (net.mptcp.* settings for both hosts,
+# e.g. "stale_loss_cnt=2"; default: the kernel's).
 # See bench/handover/README.md for what is measured and the targets.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -32,7 +36,28 @@ SIZE=${SIZE:-64}
 BUILD=${ROAM_BENCH_BUILD:-$ROOT/build-hbench}
 ROAM_ARGS=${ROAM_ARGS:-}
 CSV=${CSV:-$PWD/handover_results.csv}
-MPTCP_LIMITS=${MPTCP_LIMITS:-subflow 2 add_addr_accepted 2}
+MPTCP_LIMITS=${MPTCP_LIMITS:-subflows 8 add_addr_accepted 8}
+MPTCP_PM=${MPTCP_PM:-best}
+MPTCP_EP_FLAGS=${MPTCP_EP_FLAGS:-subflow}
+MPTCP_SYSCTLS=${MPTCP_SYSCTLS:-}
+# The mptcpd stand-in's policy (hb_tool --ep-*; README "MPTCP path management"):
+#   best    endpoints once the route is in; a gone address's endpoint kept until the next path's
+#           is in when no other path is up (its RM_ADDR then reaches the server); the old
+#           endpoint demoted to backup when a better network appears (mbb); a backup network's
+#           endpoint flagged backup and promoted once the primary is gone (mbb-backup)
+#   mptcpd  mptcpd >= 0.12 with notify-flags check_route: endpoints once the route is in, deleted
+#           as the address goes; backup networks flagged backup, nothing else
+#   debian  mptcpd as Debian ships it (no check_route): endpoints as the address appears, before
+#           its route
+case $MPTCP_PM in
+  best) MPTCP_PM_FLAGS=(--ep-order route --ep-defer-del 1 --ep-follow-metric 1 --ep-promote 1)
+        MPTCP_SYS=mptcp ;;
+  mptcpd) MPTCP_PM_FLAGS=(--ep-order route --ep-defer-del 0 --ep-follow-metric 0 --ep-promote 0)
+        MPTCP_SYS=mptcpd ;;
+  debian) MPTCP_PM_FLAGS=(--ep-order addr --ep-defer-del 0 --ep-follow-metric 0 --ep-promote 0)
+        MPTCP_SYS=debian ;;
+  *) echo "unknown MPTCP_PM $MPTCP_PM"; exit 1 ;;
+esac
 
 if ! reason=$(tb_available); then echo "cannot run: $reason"; exit 1; fi
 
@@ -134,17 +159,22 @@ for sys in $SYSTEMS; do
         fi
       done
       [ $ok = 1 ] || continue
-      # As mptcpd would: limits on both hosts; endpoints (flag subflow) follow the mobile host's
-      # addresses (hb_tool --endpoints adds one as each address appears, removes it as it goes).
-      # shellcheck disable=SC2086
-      tb_mob ip mptcp limits set $MPTCP_LIMITS
-      # shellcheck disable=SC2086
-      tb_srv ip mptcp limits set $MPTCP_LIMITS
-      echo "== mptcp limits (mob): $(tb_mob ip mptcp limits show | tr '\n' ' ')"
+      # Limits on both hosts: the kernel's maximum (8), since a limit can only refuse a join,
+      # never speed one up; the server in particular still counts the subflows of paths that died
+      # without telling it (bbm), and with "subflows 2" it refused the third join of a run.
+      # Endpoints follow the mobile host's addresses (hb_tool --endpoints, policy MPTCP_PM).
+      for ns in mob srv; do
+        # shellcheck disable=SC2086
+        ip netns exec "$(tb_ns $ns)" ip mptcp limits set $MPTCP_LIMITS || exit 1
+        for kv in $MPTCP_SYSCTLS; do ip netns exec "$(tb_ns $ns)" sysctl -qw "net.mptcp.$kv" || exit 1; done
+      done
+      echo "== mptcp ($MPTCP_SYS, MPTCP_PM=$MPTCP_PM: ${MPTCP_PM_FLAGS[*]} --ep-flags $MPTCP_EP_FLAGS)" \
+        "limits: $(tb_mob ip mptcp limits show | tr '\n' ' ')sysctls: $(tb_srv sh -c \
+        'cd /proc/sys/net/mptcp && for f in pm_type stale_loss_cnt add_addr_timeout close_timeout; do printf "%s=%s " $f $(cat $f); done')"
       tb_mob ip mptcp endpoint flush
       bg_in srv "$WORK/mptcp.send.log" "$TOOL" send --listen $TB_SERVER:9100 --mptcp --rate "$RATE" --size "$SIZE"
       wait_log "$WORK/mptcp.send.log" "listening on" || exit 1
-      run_modes mptcp $TB_SERVER:9100 --mptcp --endpoints
+      run_modes "$MPTCP_SYS" $TB_SERVER:9100 --mptcp --endpoints "${MPTCP_PM_FLAGS[@]}" --ep-flags "$MPTCP_EP_FLAGS"
       stop_pids ;;
     tcp)
       bg_in srv "$WORK/tcp.send.log" "$TOOL" send --listen $TB_SERVER:9200 --rate "$RATE" --size "$SIZE"

@@ -11,6 +11,8 @@
 //               --system NAME [--mptcp] [--endpoints] [--gap-ms G] [--overlap-ms O]
 //               [--settle-ms S] [--bound-ms B] [--outage-ms L]
 //               [--outage-start CMD --outage-stop CMD]
+//               [--ep-flags subflow[,fullmesh,...]] [--ep-order route|addr|resync]
+//               [--ep-defer-del 1|0] [--ep-follow-metric 1|0] [--ep-promote 1|0]
 //       Mobile side, run inside the mobile host's namespace (interfaces "wifi" 198.18.1.2/24 via
 //       198.18.1.1 and "cell" 198.18.2.2/24 via 198.18.2.1). Receives the record stream (a
 //       receiver thread logs every record's arrival), changes the network itself over rtnetlink
@@ -18,8 +20,10 @@
 //       the route) and watches every TCP segment on wifi and cell with an AF_PACKET socket
 //       (kernel timestamps), so that it knows which record first travelled on the new path and
 //       where the time went (SYN, SYN-ACK, the first payload exchanges). With --endpoints it
-//       also plays mptcpd: an MPTCP endpoint (`subflow`) for each address as it appears, removed
-//       when the address goes. Writes one CSV row per handover.
+//       also plays mptcpd driving the in-kernel path manager: an MPTCP endpoint (`subflow`) for
+//       each address once its route is in, deleted when the address goes, with the --ep-* policy
+//       choices described in cmd_run. Errors from the path manager are printed. Writes one CSV
+//       row per handover.
 //
 //   Modes (each handover alternates wifi→cell, cell→wifi):
 //     bbm         remove the old route+address, wait G ms, add the new address+route  (T0 = after
@@ -271,27 +275,40 @@ struct Netlink {
     return talk(gen, h, family_cb, &mptcp_family) == 0 && mptcp_family != 0;
   }
 
-  // `ip mptcp endpoint add IP dev IF id ID subflow` / `ip mptcp endpoint delete id ID`
-  int endpoint(bool add, std::uint8_t id, const std::string& ip, const std::string& ifname) {
+  // One mptcp_pm request with an address nest; returns 0 or -errno.
+  int pm_request(std::uint8_t cmd, std::uint8_t id, const char* ip, const char* ifname, int flags) {
     char buf[512];
     nlmsghdr* h = mnl_nlmsg_put_header(buf);
     h->nlmsg_type = mptcp_family;
     h->nlmsg_flags = NLM_F_REQUEST;
     auto* g = static_cast<genlmsghdr*>(mnl_nlmsg_put_extra_header(h, sizeof(genlmsghdr)));
-    g->cmd = add ? MPTCP_PM_CMD_ADD_ADDR : MPTCP_PM_CMD_DEL_ADDR;
+    g->cmd = cmd;
     g->version = MPTCP_PM_VER;
     nlattr* nest = mnl_attr_nest_start(h, MPTCP_PM_ATTR_ADDR);
-    mnl_attr_put_u16(h, MPTCP_PM_ADDR_ATTR_FAMILY, AF_INET);
     mnl_attr_put_u8(h, MPTCP_PM_ADDR_ATTR_ID, id);
-    if (add) {
+    // The family only with an address: the kernel refuses a family without one (EINVAL, "missing
+    // address data"), which made every endpoint delete of the first version of this tool fail.
+    if (ip) {
       in_addr a{};
-      inet_pton(AF_INET, ip.c_str(), &a);
+      inet_pton(AF_INET, ip, &a);
+      mnl_attr_put_u16(h, MPTCP_PM_ADDR_ATTR_FAMILY, AF_INET);
       mnl_attr_put_u32(h, MPTCP_PM_ADDR_ATTR_ADDR4, a.s_addr);
-      mnl_attr_put_u32(h, MPTCP_PM_ADDR_ATTR_IF_IDX, if_nametoindex(ifname.c_str()));
-      mnl_attr_put_u32(h, MPTCP_PM_ADDR_ATTR_FLAGS, MPTCP_PM_ADDR_FLAG_SUBFLOW);
     }
+    if (ifname) mnl_attr_put_u32(h, MPTCP_PM_ADDR_ATTR_IF_IDX, if_nametoindex(ifname));
+    if (flags >= 0) mnl_attr_put_u32(h, MPTCP_PM_ADDR_ATTR_FLAGS, static_cast<std::uint32_t>(flags));
     mnl_attr_nest_end(h, nest);
     return talk(gen, h);
+  }
+  // `ip mptcp endpoint add IP dev IF id ID FLAGS` (flags: MPTCP_PM_ADDR_FLAG_*)
+  int endpoint_add(std::uint8_t id, const std::string& ip, const std::string& ifname, int flags) {
+    return pm_request(MPTCP_PM_CMD_ADD_ADDR, id, ip.c_str(), ifname.c_str(), flags);
+  }
+  // `ip mptcp endpoint delete id ID`: closes the connections' subflows from that address (the
+  // initial one too, its id 0 standing for the endpoint) and sends RM_ADDR to the peers.
+  int endpoint_del(std::uint8_t id) { return pm_request(MPTCP_PM_CMD_DEL_ADDR, id, nullptr, nullptr, -1); }
+  // `ip mptcp endpoint change id ID [no]backup`: MP_PRIO on the subflows from that address.
+  int endpoint_backup(std::uint8_t id, bool backup) {
+    return pm_request(MPTCP_PM_CMD_SET_FLAGS, id, nullptr, nullptr, backup ? MPTCP_PM_ADDR_FLAG_BACKUP : 0);
   }
 };
 
@@ -572,11 +589,57 @@ int cmd_run(const std::map<std::string, std::string>& f) {
   nl.addr(false, "cell", cell.ip, 24);
   nl.addr(true, "wifi", wifi.ip, 24);
   nl.default_route(true, "wifi", wifi.gw, wifi.metric);
+  // The mptcpd stand-in (--endpoints). mptcpd's in-kernel path-manager plugin turns each address
+  // notification into an endpoint (--addr-flags, here --ep-flags) and deletes the endpoint when
+  // the address goes. --ep-order says when the endpoint is added:
+  //   route   once a default route through the interface exists (mptcpd --notify-flags
+  //           check_route, mptcpd issue #170): the subflow is created when it can be routed;
+  //   addr    as soon as the address appears, before the route (mptcpd without check_route, as
+  //           Debian ships it): the kernel tries the join at once and never retries a failure;
+  //   resync  as addr, then deleted and added again once the route is in.
+  // In mbb-backup the new endpoint is a backup one (the network is a backup), and once the
+  // preferred one has gone the remaining endpoint is promoted (`change id N nobackup`, an MP_PRIO
+  // to the server) unless --ep-promote 0, so each handover again moves from a primary to a backup.
+  // In mbb (a better network appears) the old endpoint is demoted to backup (`change id N
+  // backup`) once the new one is in, unless --ep-follow-metric 0: MPTCP's scheduler ignores route
+  // metrics and would otherwise keep sending on the old path until it goes, as it has no reason
+  // to prefer the new one.
+  // When an address goes while no other path is up (bbm), the endpoint is kept until the next
+  // path's endpoint is in and deleted right after it, unless --ep-defer-del 0: deleted at once,
+  // as mptcpd does, the kernel sends the RM_ADDR over the dead subflow and it is lost, so the
+  // server learns nothing, keeps the dead subflow and resends what was in flight on it only when
+  // its MPTCP retransmission timer fires, backed off by the outage (0.2-3 s measured); deleted
+  // once the new subflow exists, the RM_ADDR reaches the server, which closes the dead subflow
+  // and resends its data on the new one at once.
+  const std::string ep_order = get(f, "ep-order", "route");
+  if (ep_order != "route" && ep_order != "addr" && ep_order != "resync") die("bad --ep-order " + ep_order);
+  const bool ep_promote = get(f, "ep-promote", "1") == "1";
+  const bool ep_follow_metric = get(f, "ep-follow-metric", "1") == "1";
+  const bool ep_defer_del = get(f, "ep-defer-del", "1") == "1";
+  const Iface* ep_pending_del = nullptr;  // an endpoint whose address is gone, kept for now
+  int ep_flags = 0;
+  {
+    const std::string list = get(f, "ep-flags", "subflow") + ",";
+    for (std::size_t a = 0, b; (b = list.find(',', a)) != std::string::npos; a = b + 1) {
+      const std::string w = list.substr(a, b - a);
+      if (w == "subflow") ep_flags |= MPTCP_PM_ADDR_FLAG_SUBFLOW;
+      else if (w == "signal") ep_flags |= MPTCP_PM_ADDR_FLAG_SIGNAL;
+      else if (w == "backup") ep_flags |= MPTCP_PM_ADDR_FLAG_BACKUP;
+      else if (w == "fullmesh") ep_flags |= MPTCP_PM_ADDR_FLAG_FULLMESH;
+      else if (!w.empty()) die("bad --ep-flags " + w);
+    }
+  }
+  auto ep_report = [](const char* what, const Iface& i, int r) {
+    if (r < 0) std::fprintf(stderr, "hb_tool: endpoint %s %s id %u: %s\n", what, i.ip.c_str(), i.endpoint_id, std::strerror(-r));
+  };
+  auto ep_add = [&](const Iface& i, bool backup) {
+    ep_report("add", i, nl.endpoint_add(i.endpoint_id, i.ip, i.name, ep_flags | (backup ? MPTCP_PM_ADDR_FLAG_BACKUP : 0)));
+  };
+  auto ep_del = [&](const Iface& i) { ep_report("delete", i, nl.endpoint_del(i.endpoint_id)); };
   if (endpoints) {
-    nl.endpoint(false, cell.endpoint_id, "", "");
-    nl.endpoint(false, wifi.endpoint_id, "", "");
-    if (int r = nl.endpoint(true, wifi.endpoint_id, wifi.ip, "wifi"); r < 0)
-      std::fprintf(stderr, "hb_tool: endpoint add: %s\n", std::strerror(-r));
+    nl.endpoint_del(cell.endpoint_id);  // left over from an earlier run, or absent (EINVAL)
+    nl.endpoint_del(wifi.endpoint_id);
+    ep_add(wifi, false);
   }
 
   Observer obs;
@@ -622,18 +685,28 @@ int cmd_run(const std::map<std::string, std::string>& f) {
     std::int64_t t_break = 0, t0 = 0, t_ref = 0, t_start = now_ns();
     const std::string dir = mode == "outage" ? "same" : cur->name + "->" + nxt->name;
     std::uint32_t new_metric = nxt->metric;
+    const bool backup = mode == "mbb-backup";
     auto add_new = [&] {
       nl.addr(true, nxt->name, nxt->ip, 24);
+      if (endpoints && ep_order != "route") ep_add(*nxt, backup);  // mptcpd reacting to the address
       int r = nl.default_route(true, nxt->name, nxt->gw, new_metric);
       t0 = now_ns();
       if (r < 0) std::fprintf(stderr, "hb_tool: route add: %s\n", std::strerror(-r));
-      if (endpoints) nl.endpoint(true, nxt->endpoint_id, nxt->ip, nxt->name);  // mptcpd reacting
+      if (endpoints && ep_order == "resync") ep_del(*nxt);
+      if (endpoints && ep_order != "addr") ep_add(*nxt, backup);  // ... to the route
+      if (ep_pending_del) ep_del(*ep_pending_del);
+      ep_pending_del = nullptr;
+      if (endpoints && mode == "mbb" && ep_follow_metric)
+        ep_report("backup", *cur, nl.endpoint_backup(cur->endpoint_id, true));
     };
     auto remove_old = [&] {
       nl.default_route(false, cur->name, cur->gw, cur_metric);
       nl.addr(false, cur->name, cur->ip, 24);
       t_break = now_ns();
-      if (endpoints) nl.endpoint(false, cur->endpoint_id, "", "");
+      // mptcpd reacting to the address's removal (in bbm no other path is up at this point)
+      if (endpoints && mode == "bbm" && ep_defer_del) ep_pending_del = cur;
+      else if (endpoints) ep_del(*cur);
+      if (endpoints && backup && ep_promote) ep_report("nobackup", *nxt, nl.endpoint_backup(nxt->endpoint_id, false));
     };
     if (mode == "bbm") {
       remove_old();
@@ -828,8 +901,8 @@ int cmd_run(const std::map<std::string, std::string>& f) {
   nl.addr(true, "wifi", wifi.ip, 24);
   nl.default_route(true, "wifi", wifi.gw, wifi.metric);
   if (endpoints) {
-    nl.endpoint(false, cell.endpoint_id, "", "");
-    nl.endpoint(false, wifi.endpoint_id, "", "");
+    nl.endpoint_del(cell.endpoint_id);
+    nl.endpoint_del(wifi.endpoint_id);
   }
   _exit(0);  // detached threads still block in recv
 }
