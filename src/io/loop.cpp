@@ -10,6 +10,20 @@
 #include <vector>
 
 namespace roam::io {
+namespace {
+
+// What epoll is told for an interest mask. The kernel always reports EPOLLHUP and EPOLLERR, and
+// level-triggered it reports them on every epoll_wait for as long as they hold: a socket that is
+// fully shut down (our FIN sent, the peer's read) with no interest left (a session waiting for its
+// peer's last frame, a splice that finished one side) would be returned on every pass and its
+// handler run each time, a busy loop until the owner closes it (measured: a third of `roam
+// server`'s CPU during connection churn). With no interest, the hang-up or error is reported
+// edge-triggered instead: once when it happens (and again on a later state change), which is all
+// a handler with nothing to read or write can act on. Re-arming with EPOLLIN or EPOLLOUT
+// (level-triggered) re-checks the socket's state at once, so nothing is missed.
+std::uint32_t kernel_mask(std::uint32_t events) { return events == 0 ? std::uint32_t{EPOLLET} : events; }
+
+}  // namespace
 
 Time boot_now() {
   timespec ts{};
@@ -48,7 +62,7 @@ void Loop::post(std::function<void()> fn) {
 
 bool Loop::add(int fd, std::uint32_t events, FdHandler h) {
   epoll_event ev{};
-  ev.events = events;
+  ev.events = kernel_mask(events);
   ev.data.fd = fd;
   if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return false;
   fds_[fd] = Entry{std::make_shared<FdHandler>(std::move(h)), events};
@@ -59,7 +73,7 @@ void Loop::modify(int fd, std::uint32_t events) {
   auto it = fds_.find(fd);
   if (it == fds_.end() || it->second.events == events) return;
   epoll_event ev{};
-  ev.events = events;
+  ev.events = kernel_mask(events);
   ev.data.fd = fd;
   epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
   it->second.events = events;

@@ -34,7 +34,9 @@ class Loop {
   Loop& operator=(const Loop&) = delete;
 
   // Registers `fd` for `events` (EPOLLIN/EPOLLOUT...). Returns false if epoll refuses the fd
-  // (e.g. a regular file); the caller then treats it as always ready.
+  // (e.g. a regular file); the caller then treats it as always ready. EPOLLHUP and EPOLLERR are
+  // always reported: level-triggered while `events` holds EPOLLIN or EPOLLOUT, but with no
+  // interest (events == 0) only when they occur, not on every pass (see kernel_mask in loop.cpp).
   bool add(int fd, std::uint32_t events, FdHandler h);
   void modify(int fd, std::uint32_t events);
   void remove(int fd);
