@@ -12,7 +12,8 @@
 //               [--settle-ms S] [--bound-ms B] [--outage-ms L]
 //               [--outage-start CMD --outage-stop CMD]
 //               [--ep-flags subflow[,fullmesh,...]] [--ep-order route|addr|resync]
-//               [--ep-defer-del 1|0] [--ep-follow-metric 1|0] [--ep-promote 1|0]
+//               [--ep-defer-del 1|0] [--ep-del-wait-ms W] [--ep-follow-metric 1|0]
+//               [--ep-promote 1|0]
 //       Mobile side, run inside the mobile host's namespace (interfaces "wifi" 198.18.1.2/24 via
 //       198.18.1.1 and "cell" 198.18.2.2/24 via 198.18.2.1). Receives the record stream (a
 //       receiver thread logs every record's arrival), changes the network itself over rtnetlink
@@ -191,6 +192,7 @@ int cmd_send(const std::map<std::string, std::string>& f) {
 struct Netlink {
   mnl_socket* rt = nullptr;
   mnl_socket* gen = nullptr;
+  mnl_socket* events = nullptr;
   unsigned seq = 0;
   std::uint16_t mptcp_family = 0;
 
@@ -251,13 +253,28 @@ struct Netlink {
     return talk(rt, h);
   }
 
+  struct Family {
+    std::uint16_t id = 0;
+    std::uint32_t events_group = 0;  // MPTCP_PM_EV_GRP_NAME
+  };
   static int family_cb(const nlmsghdr* h, void* data) {
-    auto* id = static_cast<std::uint16_t*>(data);
     mnl_attr_parse(h, sizeof(genlmsghdr), [](const nlattr* a, void* d) -> int {
-      if (mnl_attr_get_type(a) == CTRL_ATTR_FAMILY_ID)
-        *static_cast<std::uint16_t*>(d) = mnl_attr_get_u16(a);
+      auto* fam = static_cast<Family*>(d);
+      if (mnl_attr_get_type(a) == CTRL_ATTR_FAMILY_ID) fam->id = mnl_attr_get_u16(a);
+      if (mnl_attr_get_type(a) != CTRL_ATTR_MCAST_GROUPS) return MNL_CB_OK;
+      mnl_attr_parse_nested(a, [](const nlattr* grp, void* d2) -> int {
+        struct Grp { const char* name = nullptr; std::uint32_t id = 0; } g;
+        mnl_attr_parse_nested(grp, [](const nlattr* x, void* d3) -> int {
+          auto* g3 = static_cast<Grp*>(d3);
+          if (mnl_attr_get_type(x) == CTRL_ATTR_MCAST_GRP_NAME) g3->name = mnl_attr_get_str(x);
+          if (mnl_attr_get_type(x) == CTRL_ATTR_MCAST_GRP_ID) g3->id = mnl_attr_get_u32(x);
+          return MNL_CB_OK;
+        }, &g);
+        if (g.name && std::strcmp(g.name, MPTCP_PM_EV_GRP_NAME) == 0) static_cast<Family*>(d2)->events_group = g.id;
+        return MNL_CB_OK;
+      }, fam);
       return MNL_CB_OK;
-    }, id);
+    }, data);
     return MNL_CB_OK;
   }
 
@@ -272,7 +289,48 @@ struct Netlink {
     g->cmd = CTRL_CMD_GETFAMILY;
     g->version = 1;
     mnl_attr_put_strz(h, CTRL_ATTR_FAMILY_NAME, MPTCP_PM_NAME);
-    return talk(gen, h, family_cb, &mptcp_family) == 0 && mptcp_family != 0;
+    Family fam;
+    if (talk(gen, h, family_cb, &fam) != 0 || fam.id == 0) return false;
+    mptcp_family = fam.id;
+    // The path manager's events (what mptcpd's plugins are told): subflow established etc.
+    events = mnl_socket_open(NETLINK_GENERIC);
+    if (!events || mnl_socket_bind(events, 0, MNL_SOCKET_AUTOPID) < 0) return false;
+    int grp = static_cast<int>(fam.events_group);
+    return mnl_socket_setsockopt(events, NETLINK_ADD_MEMBERSHIP, &grp, sizeof grp) == 0;
+  }
+
+  // Forgets the events received so far.
+  void drain_events() {
+    char buf[8192];
+    for (pollfd p{mnl_socket_get_fd(events), POLLIN, 0}; ::poll(&p, 1, 0) > 0;)
+      if (mnl_socket_recvfrom(events, buf, sizeof buf) <= 0) break;
+  }
+
+  // Waits up to `ms` for MPTCP_EVENT_SUB_ESTABLISHED of a subflow from `ip`. True if seen.
+  bool wait_subflow(const std::string& ip, double ms) {
+    in_addr want{};
+    inet_pton(AF_INET, ip.c_str(), &want);
+    const std::int64_t end = now_ns() + static_cast<std::int64_t>(ms * 1e6);
+    char buf[8192];
+    for (std::int64_t left; (left = end - now_ns()) > 0;) {
+      pollfd p{mnl_socket_get_fd(events), POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left / 1000000) + 1) <= 0) continue;
+      const ssize_t n = mnl_socket_recvfrom(events, buf, sizeof buf);
+      if (n <= 0) continue;
+      int len = static_cast<int>(n);
+      for (auto* h = reinterpret_cast<nlmsghdr*>(buf); mnl_nlmsg_ok(h, len); h = mnl_nlmsg_next(h, &len)) {
+        if (h->nlmsg_type != mptcp_family) continue;
+        auto* g = static_cast<genlmsghdr*>(mnl_nlmsg_get_payload(h));
+        if (g->cmd != MPTCP_EVENT_SUB_ESTABLISHED) continue;
+        std::uint32_t saddr = 0;
+        mnl_attr_parse(h, sizeof(genlmsghdr), [](const nlattr* a, void* d) -> int {
+          if (mnl_attr_get_type(a) == MPTCP_ATTR_SADDR4) *static_cast<std::uint32_t*>(d) = mnl_attr_get_u32(a);
+          return MNL_CB_OK;
+        }, &saddr);
+        if (saddr == want.s_addr) return true;
+      }
+    }
+    return false;
   }
 
   // One mptcp_pm request with an address nest; returns 0 or -errno.
@@ -605,7 +663,7 @@ int cmd_run(const std::map<std::string, std::string>& f) {
   // metrics and would otherwise keep sending on the old path until it goes, as it has no reason
   // to prefer the new one.
   // When an address goes while no other path is up (bbm), the endpoint is kept until the next
-  // path's endpoint is in and deleted right after it, unless --ep-defer-del 0: deleted at once,
+  // path's subflow is established and deleted then, unless --ep-defer-del 0: deleted at once,
   // as mptcpd does, the kernel sends the RM_ADDR over the dead subflow and it is lost, so the
   // server learns nothing, keeps the dead subflow and resends what was in flight on it only when
   // its MPTCP retransmission timer fires, backed off by the outage (0.2-3 s measured); deleted
@@ -616,6 +674,7 @@ int cmd_run(const std::map<std::string, std::string>& f) {
   const bool ep_promote = get(f, "ep-promote", "1") == "1";
   const bool ep_follow_metric = get(f, "ep-follow-metric", "1") == "1";
   const bool ep_defer_del = get(f, "ep-defer-del", "1") == "1";
+  const double ep_del_wait = std::stod(get(f, "ep-del-wait-ms", "1"));
   const Iface* ep_pending_del = nullptr;  // an endpoint whose address is gone, kept for now
   int ep_flags = 0;
   {
@@ -687,6 +746,7 @@ int cmd_run(const std::map<std::string, std::string>& f) {
     std::uint32_t new_metric = nxt->metric;
     const bool backup = mode == "mbb-backup";
     auto add_new = [&] {
+      if (endpoints) nl.drain_events();
       nl.addr(true, nxt->name, nxt->ip, 24);
       if (endpoints && ep_order != "route") ep_add(*nxt, backup);  // mptcpd reacting to the address
       int r = nl.default_route(true, nxt->name, nxt->gw, new_metric);
@@ -694,7 +754,16 @@ int cmd_run(const std::map<std::string, std::string>& f) {
       if (r < 0) std::fprintf(stderr, "hb_tool: route add: %s\n", std::strerror(-r));
       if (endpoints && ep_order == "resync") ep_del(*nxt);
       if (endpoints && ep_order != "addr") ep_add(*nxt, backup);  // ... to the route
-      if (ep_pending_del) ep_del(*ep_pending_del);
+      if (ep_pending_del) {
+        // Once the new subflow is there (its SUB_ESTABLISHED event, as an mptcpd plugin is told,
+        // plus --ep-del-wait-ms, 1 ms: the join carries the RM_ADDR only once the server has
+        // acked its third ACK, a round trip after the event; deleted right after the add, the
+        // RM_ADDR went out on the dead subflow in 4 of 10 handovers on a busy machine and the
+        // server resent only after 40-500 ms).
+        if (!nl.wait_subflow(nxt->ip, 500)) std::fprintf(stderr, "hb_tool: no subflow from %s within 500 ms\n", nxt->ip.c_str());
+        sleep_ms(ep_del_wait);
+        ep_del(*ep_pending_del);
+      }
       ep_pending_del = nullptr;
       if (endpoints && mode == "mbb" && ep_follow_metric)
         ep_report("backup", *cur, nl.endpoint_backup(cur->endpoint_id, true));
