@@ -1,13 +1,21 @@
 // An LD_PRELOAD module for the scale benchmarks: a thread that writes glibc's heap statistics
 // (mallinfo2, summed over all arenas) of the process it is loaded into to $ROAM_MALLINFO_FILE
-// twice a second, as one line "in_use_bytes mmapped_bytes arena_bytes" (replaced atomically).
-// In use = uordblks (allocated chunks in the arenas) + hblkhd (chunks served by mmap). This is
-// the process's live heap, which VmRSS alone cannot separate from freed-but-retained pages.
+// twice a second, as one line "in_use_bytes mmapped_bytes arena_bytes direct_mapped_bytes"
+// (replaced atomically). In use = uordblks (allocated chunks in the arenas) + hblkhd (chunks
+// glibc served by mmap) + direct_mapped (private anonymous mappings the program made itself with
+// mmap, e.g. roam's large ring buffers, core/session/stream.hpp: glibc's statistics do not see
+// them). This is the process's live heap, which VmRSS alone cannot separate from
+// freed-but-retained pages.
 //
 //   LD_PRELOAD=build-scale/bench/libroam_mallinfo.so ROAM_MALLINFO_FILE=/tmp/x roam proxy ...
+#include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
 
 #include <cstdio>
 #include <cstdlib>
@@ -15,13 +23,57 @@
 
 namespace {
 
+// Direct anonymous mappings, by address (open addressing; roam maps and unmaps whole blocks).
+// glibc's malloc maps through an internal alias, so only the program's own calls arrive here.
+using MmapFn = void* (*)(void*, size_t, int, int, int, off_t);
+using MunmapFn = int (*)(void*, size_t);
+constexpr std::size_t kSlots = 1 << 16;
+struct Mapping {
+  std::uintptr_t addr;
+  std::size_t len;
+};
+Mapping mappings[kSlots];
+pthread_mutex_t mappings_mu = PTHREAD_MUTEX_INITIALIZER;
+std::atomic<std::size_t> direct_mapped{0};
+
+std::size_t slot_of(std::uintptr_t a) { return (a >> 12) * 11400714819323198485ull >> 48; }
+
+void note_map(void* p, std::size_t len) {
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  pthread_mutex_lock(&mappings_mu);
+  for (std::size_t i = slot_of(a) % kSlots, n = 0; n < kSlots; i = (i + 1) % kSlots, ++n) {
+    if (mappings[i].addr == 0 || mappings[i].addr == 1) {
+      mappings[i] = Mapping{a, len};
+      direct_mapped += len;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&mappings_mu);
+}
+
+void note_unmap(void* p) {
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  pthread_mutex_lock(&mappings_mu);
+  for (std::size_t i = slot_of(a) % kSlots, n = 0; n < kSlots && mappings[i].addr != 0;
+       i = (i + 1) % kSlots, ++n) {
+    if (mappings[i].addr == a) {
+      direct_mapped -= mappings[i].len;
+      mappings[i].addr = 1;  // tombstone
+      break;
+    }
+  }
+  pthread_mutex_unlock(&mappings_mu);
+}
+
 void* writer(void* arg) {
   const std::string path = static_cast<const char*>(arg);
   const std::string tmp = path + ".tmp";
   for (;;) {
     const struct mallinfo2 mi = mallinfo2();
     if (std::FILE* f = std::fopen(tmp.c_str(), "w")) {
-      std::fprintf(f, "%zu %zu %zu\n", mi.uordblks + mi.hblkhd, mi.hblkhd, mi.arena);
+      const std::size_t direct = direct_mapped.load();
+      std::fprintf(f, "%zu %zu %zu %zu\n", mi.uordblks + mi.hblkhd + direct, mi.hblkhd, mi.arena,
+                   direct);
       std::fclose(f);
       std::rename(tmp.c_str(), path.c_str());
     }
@@ -49,3 +101,18 @@ __attribute__((constructor)) void start_writer() {
 }
 
 }  // namespace
+
+extern "C" {
+void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+  static const auto real = reinterpret_cast<MmapFn>(dlsym(RTLD_NEXT, "mmap"));
+  void* p = real(addr, len, prot, flags, fd, off);
+  if (p != MAP_FAILED && (flags & MAP_ANONYMOUS) && (flags & MAP_PRIVATE) && !(flags & MAP_FIXED))
+    note_map(p, len);
+  return p;
+}
+int munmap(void* addr, size_t len) {
+  static const auto real = reinterpret_cast<MunmapFn>(dlsym(RTLD_NEXT, "munmap"));
+  note_unmap(addr);
+  return real(addr, len);
+}
+}

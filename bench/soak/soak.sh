@@ -10,17 +10,21 @@
 #   env: SEED (printed; random when unset), ROAM_BENCH_BUILD (default build-scale: roam and
 #        bench/roam_loadgen), RATE (bytes/s per session and direction, default 16K), GAP_MIN /
 #        GAP_MAX (seconds between network events, default 2 / 8), OUTAGE_MAX (s, default 8),
-#        SAMPLE_S (daemon RSS/fd sampling period, default 2), HB (heartbeat, default 1s: roam's),
+#        SAMPLE_S (daemon RSS/fd sampling period, default 2), FLOOR_WINDOW (s, default 30: the
+#        flatness check's window, see below), HB (heartbeat, default 1s: roam's),
 #        MALLINFO_SO (bench's libroam_mallinfo.so: also sample each daemon's live heap),
+#        KINDS (the network events to draw from, default "bbm mbb renumber outage rebind"; e.g.
+#        KINDS=outage for back-to-back outages),
 #        KEEP=1 (keep the logs).
 #
 # Checks (exit 0 only if all hold): every session's bytes arrive exact in both directions (each
 # direction is a seeded pseudo-random sequence checked byte by byte at its receiver, so loss,
 # duplication and reordering are caught where they happen, and at the end each side's received
 # count equals the other's sent count); every session is alive until the end of the run and ends
-# cleanly; all four daemons are still running; their VmRSS and open descriptors are flat (at the
-# end no higher than in the first three quarters of the run, + slack). Prints a summary: sessions, bytes each way, network events by kind,
-# migrations, errors, and RSS/fd start/max/end per daemon.
+# cleanly; all four daemons are still running; their VmRSS, live heap (with MALLINFO_SO) and open
+# descriptors are flat: the level each returns to between network events does not rise (see
+# "Memory and descriptors" below for the exact criterion). Prints a summary: sessions, bytes each
+# way, network events by kind, migrations, errors, and RSS/heap/fds per daemon.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../scale/lib.sh"
@@ -35,6 +39,7 @@ GAP_MAX=${GAP_MAX:-8}
 OUTAGE_MAX=${OUTAGE_MAX:-8}
 SAMPLE_S=${SAMPLE_S:-2}
 HB=${HB:-1s}
+read -r -a KIND_LIST <<< "${KINDS:-bbm mbb renumber outage rebind}"
 if ! reason=$(tb_available); then echo "soak: cannot run: $reason"; exit 1; fi
 command -v conntrack >/dev/null || { echo "soak: needs conntrack (NAT rebinding)"; exit 1; }
 
@@ -119,25 +124,26 @@ while [ "$(echo "$(elapsed) < $END_EVENTS" | bc)" -eq 1 ]; do
   rnd_s "$GAP_MIN" "$GAP_MAX"; sleep "$RS"
   [ "$(echo "$(elapsed) < $END_EVENTS" | bc)" -eq 1 ] || break
   kill -0 $LG_M 2>/dev/null && kill -0 $LG_S 2>/dev/null || { log "a load generator ended early"; break; }
-  rnd 0 4
-  case $R in
-    0) rnd_s 0 1; gap=$RS; new=$(other $ACTIVE)
+  rnd 0 $(( ${#KIND_LIST[@]} - 1 ))
+  case ${KIND_LIST[R]} in
+    bbm) rnd_s 0 1; gap=$RS; new=$(other $ACTIVE)
        log "bbm: $ACTIVE down, ${gap}s, $new up"
        iface_down $ACTIVE; sleep "$gap"; iface_up "$new"; ACTIVE=$new; EVENTS[bbm]=$(( ${EVENTS[bbm]:-0} + 1 )) ;;
-    1) rnd_s 0 2; overlap=$RS; new=$(other $ACTIVE)
+    mbb) rnd_s 0 2; overlap=$RS; new=$(other $ACTIVE)
        log "mbb: $new up, ${overlap}s both, $ACTIVE down"
        iface_up "$new"; sleep "$overlap"; iface_down $ACTIVE; ACTIVE=$new; EVENTS[mbb]=$(( ${EVENTS[mbb]:-0} + 1 )) ;;
-    2) if [ $ACTIVE = wifi ]; then
+    renumber) if [ $ACTIVE = wifi ]; then
          rnd 10 250; WIFI_ADDR=$TB_WIFI_NET.$R; log "renumber: wifi → $WIFI_ADDR"; tb_renumber_wifi "$WIFI_ADDR"
        else
          rnd 10 250; CELL_ADDR=$TB_CELL_NET.$R; log "renumber: cell → $CELL_ADDR"; tb_cell_down; tb_cell_up "$CELL_ADDR"
        fi
        EVENTS[renumber]=$(( ${EVENTS[renumber]:-0} + 1 )) ;;
-    3) rnd_s 0 "$OUTAGE_MAX"; len=$RS
+    outage) rnd_s 0 "$OUTAGE_MAX"; len=$RS
        log "outage: everything through the router dropped for ${len}s"
        tb_outage_start; sleep "$len"; tb_outage_stop; EVENTS[outage]=$(( ${EVENTS[outage]:-0} + 1 )) ;;
-    4) log "nat rebind: conntrack flushed"
+    rebind) log "nat rebind: conntrack flushed"
        tb_nat_rebind; EVENTS[rebind]=$(( ${EVENTS[rebind]:-0} + 1 )) ;;
+    *) log "unknown event kind '${KIND_LIST[R]}' in KINDS"; exit 1 ;;
   esac
 done
 log "no more network events; waiting for the streams to end (duration ${DURATION}s, then half-close)"
@@ -191,30 +197,131 @@ echo "  most frequent warnings/errors:"
 cat "$WORK"/{connect,socks,server,proxy}.log | grep -E ' (warning|error): ' | sed -E 's/^.*(warning|error): //; s/\[[0-9a-f]+\]//g; s/[0-9]+(\.[0-9]+)?/N/g' |
   sort | uniq -c | sort -rn | head -8 | sed 's/^/   /'
 [ $DAEMONS_ALIVE -eq 0 ] || { echo "  a daemon died"; FAIL=1; }
-# RSS and fds: start = the first sample after a warm-up (a quarter of the run, at most 60 s: every
-# session is up), end = the last sample while the streams still ran, after = once every session
-# ended. Buffers grow to what the events ask of them (back-to-back outages fill retention and the
-# rings keep their size while the stream is busy), so the check is steady state: end ≤ the highest
-# value of the first three quarters of the run + slack (a leak keeps growing in the last quarter).
+# Memory and descriptors. Buffers legitimately grow while an event asks for it (an outage's
+# backlog is retained until it is acknowledged, bounded by --buffer per session) and must give it
+# back afterwards; a leak, or capacity kept after a burst, raises the level the process returns to
+# between events. So the check is on that level, the FLOOR: after the warm-up (a quarter of the
+# run, at most 60 s: every session is up) the samples taken while the streams ran are cut into
+# windows of FLOOR_WINDOW s (default 30: every window has a quiet moment, events last <= 8 s) and
+# each window's minimum is its floor (for descriptors, which drop while paths are down, the
+# window's median). A daemon is flat when, for RSS, live heap (with MALLINFO_SO) and descriptors
+# alike,
+#   (1) the end level <= the start level + slack, where the start level is the lower floor of the
+#       first two windows and the end level that of the last two (one window can be all outages
+#       back to back), and
+#   (2) the floors of the second half of the run have no upward trend: their Theil-Sen slope (the
+#       median of the slopes between every two windows, so one busy window is not a trend) times
+#       the length of that half <= slack (not judged with fewer than 3 windows in that half);
+# slack = 2 MiB + 10% for RSS, 1 MiB + 10% for the heap, 4 descriptors. Resolution: a leak
+# slower than the slack per run (e.g. < 2 MiB in 10 minutes) is not seen; a longer run sees it.
 WARM=$(( DURATION / 4 < 60 ? DURATION / 4 : 60 ))
-echo "  daemon      RSS KiB start / max / end / after-close  (3/4 max)   fds start / max / end / after-close   heap KiB start / end / after-close"
+RUN_END=$(( DURATION - 6 ))  # the last events are over and no stream has ended yet
+FLOOR_WINDOW=${FLOOR_WINDOW:-$(( (RUN_END - WARM) / 4 < 30 ? (RUN_END - WARM) / 4 : 30 ))}
+echo "  daemon    RSS MiB start/max/end/closed  floor first→last  trend/half    heap MiB start/max/end/closed  floor first→last  trend/half    fds start/max/end/closed  floor first→last"
 for d in server proxy connect socks; do
-  awk -v d=$d -v dur="$DURATION" -v warm="$WARM" '
+  awk -v d=$d -v dur="$DURATION" -v run_end="$RUN_END" -v warm="$WARM" -v win="$FLOOR_WINDOW" '
+    function trend(t) { return t == "" ? "n/a" : sprintf("%+.1f", t / 1024) }
+    function floors(col, slack_abs, slack_rel, name,    w, k, i, j, n, nx, x, y, sl, ns, tmp, first, last, slope, ok, mid) {
+      # col: 3 RSS (KiB), 4 fds, 5 heap (KiB). Sets F (first level), L (last level), T (trend,
+      # "" when the second half has fewer than 3 windows).
+      mid = warm + (run_end - warm) / 2
+      n = 0; nx = 0
+      for (w = 0; w <= maxw; w++) {
+        if (cnt[w] < 3) continue
+        y[n++] = fl[col, w]
+        if (warm + (w + 0.5) * win >= mid) { x[nx] = warm + (w + 0.5) * win; sl[nx++] = fl[col, w] }
+      }
+      # Levels: the lower floor of the first two windows and of the last two (one window may be
+      # all outages back to back).
+      first = (n > 1 && y[1] < y[0]) ? y[1] : y[0]
+      last = (n > 1 && y[n - 2] < y[n - 1]) ? y[n - 2] : y[n - 1]
+      # Trend: Theil-Sen slope (the median of the slopes between every two windows of the second
+      # half; one busy window does not make a trend) times the length of that half.
+      T = ""
+      if (nx >= 3) {
+        ns = 0
+        for (i = 0; i < nx; i++) for (j = i + 1; j < nx; j++) tmp[ns++] = (sl[j] - sl[i]) / (x[j] - x[i])
+        for (i = 1; i < ns; i++) for (j = i; j > 0 && tmp[j - 1] > tmp[j]; j--) { k = tmp[j]; tmp[j] = tmp[j - 1]; tmp[j - 1] = k }
+        slope = (ns % 2) ? tmp[int(ns / 2)] : (tmp[ns / 2 - 1] + tmp[ns / 2]) / 2
+        T = slope * (run_end - mid)
+      }
+      ok = (last <= first + slack_abs + first * slack_rel) && (T == "" || T <= slack_abs + first * slack_rel)
+      if (!ok) bad = bad " " name
+      F = first; L = last
+      return ok
+    }
     $2 == d {
-      if ($1 <= dur * 3 / 4) { if ($3 > rh) rh = $3; if ($4 > fh) fh = $4 }
-      if ($1 < warm) next
-      if (!s) { s = 1; r0 = $3; f0 = $4; h0 = $5 }
-      if ($3 > rm) rm = $3; if ($4 > fm) fm = $4
-      if ($1 <= dur) { r1 = $3; f1 = $4; h1 = $5 }
-      r2 = $3; f2 = $4; h2 = $5
+      t = $1; h = ($5 == "-") ? -1 : $5  # KiB
+      if (t >= warm && !started) { started = 1; r0 = $3; f0 = $4; h0 = h }
+      if ($3 > rm) rm = $3; if ($4 > fm) fm = $4; if (h > hm) hm = h
+      if (t <= dur) { r1 = $3; f1 = $4; h1 = h }
+      r2 = $3; f2 = $4; h2 = h
+      if (t < warm || t > run_end) next
+      w = int((t - warm) / win); if (w > maxw) maxw = w
+      if (!(w in cnt)) { fl[3, w] = $3; fl[5, w] = h }
+      fdv[w, cnt[w]++] = $4
+      if ($3 < fl[3, w]) fl[3, w] = $3
+      if (h < fl[5, w]) fl[5, w] = h
     }
     END {
-      flat = (r1 <= rh + 2048 + rh / 20) && (f1 <= fh + 4)
-      printf "  %-8s %8d / %6d / %6d / %6d  (%6d) %s   %5d / %5d / %5d / %5d   %6s / %6s / %6s\n", d, r0, rm, r1, r2, rh,
-             flat ? "flat " : "GROWS", f0, fm, f1, f2, h0, h1, h2
-      exit !flat
+      # Descriptors drop while paths are down and rise while they reconnect: their level is the
+      # median of the window, not its minimum.
+      for (w = 0; w <= maxw; w++) {
+        for (i = 1; i < cnt[w]; i++) for (j = i; j > 0 && fdv[w, j - 1] > fdv[w, j]; j--) { k = fdv[w, j]; fdv[w, j] = fdv[w, j - 1]; fdv[w, j - 1] = k }
+        fl[4, w] = fdv[w, int(cnt[w] / 2)]
+      }
+      bad = ""
+      floors(3, 2048, 0.10, "RSS"); rF = F; rL = L; rT = T
+      if (h0 >= 0) { floors(5, 1024, 0.10, "heap"); hF = F; hL = L; hT = T }
+      floors(4, 4, 0, "fds"); fF = F; fL = L
+      printf "  %-8s %5.1f/%5.1f/%5.1f/%5.1f  %5.1f → %5.1f  %6s      ", d, r0/1024, rm/1024, r1/1024, r2/1024, rF/1024, rL/1024, trend(rT)
+      if (h0 >= 0) printf "%5.1f/%5.1f/%5.1f/%5.1f  %5.1f → %5.1f  %6s      ", h0/1024, hm/1024, h1/1024, h2/1024, hF/1024, hL/1024, trend(hT)
+      else printf "%-28s%-17s%-12s", "-", "-", "-"
+      printf "%4d/%4d/%4d/%4d  %4d → %4d  %s\n", f0, fm, f1, f2, fF, fL, bad == "" ? "flat" : "GROWS:" bad
+      exit bad != ""
     }' "$WORK/samples" || FAIL=1
 done
-echo "  (start = ${WARM}s in; samples every ${SAMPLE_S}s in $WORK/samples; flat: end ≤ max of the first 3/4 + 2 MiB + 5% RSS, + 4 fds)"
+echo "  (start = first sample ${WARM}s in, end = last while the streams ran, closed = after every session ended; floor = minimum (fds: median) per ${FLOOR_WINDOW}s"
+echo "   window from ${WARM}s to ${RUN_END}s, first/last = lower of the first/last two; flat: last ≤ first + slack and second-half trend (Theil-Sen) ≤ slack,"
+echo "   slack 2 MiB + 10% RSS, 1 MiB + 10% heap,"
+echo "   4 fds; samples every ${SAMPLE_S}s in $WORK/samples)"
+# Memory around each outage (the event that asks most of the buffers): per daemon, the most during
+# it and the 6 s after (the backlog drains), and the level 10 s after it ended.
+if grep -q 'outage: ' "$WORK/events.log"; then
+  echo "  memory around outages (RSS/heap MiB: peak during the outage → 10 s after it ended):"
+  awk '
+    FNR == NR {
+      if ($0 ~ /outage: /) { t = $2; sub(/s\]/, "", t); l = $NF; sub(/s$/, "", l); n++; ot[n] = t + 0; ol[n] = l + 0 }
+      next
+    }
+    {
+      d = $2; t = $1
+      for (i = 1; i <= n; i++) {
+        if (t >= ot[i] && t <= ot[i] + ol[i] + 6) {
+          if ($3 > pr[d, i]) pr[d, i] = $3
+          if ($5 != "-" && $5 > ph[d, i]) ph[d, i] = $5
+        }
+        if (t >= ot[i] + ol[i] + 10 && !((d, i) in ar)) { ar[d, i] = $3; ah[d, i] = $5 }
+      }
+    }
+    END {
+      printf "  %-14s", "outage at/len"
+      for (k = 1; k <= 4; k++) printf "  %-28s", names[k]
+      print ""
+      for (i = 1; i <= n; i++) {
+        printf "  %6.1fs %4.1fs", ot[i], ol[i]
+        for (k = 1; k <= 4; k++) {
+          d = names[k]
+          if ((d, i) in ar)
+            printf "  %5.1f/%5.1f → %5.1f/%5.1f    ", pr[d, i] / 1024, ph[d, i] / 1024, ar[d, i] / 1024, ah[d, i] / 1024
+          else
+            printf "  %5.1f/%5.1f → (ran out)      ", pr[d, i] / 1024, ph[d, i] / 1024
+        }
+        print ""
+      }
+    }
+    BEGIN { names[1] = "server"; names[2] = "proxy"; names[3] = "connect"; names[4] = "socks" }
+  ' "$WORK/events.log" "$WORK/samples"
+fi
 if [ $FAIL -eq 0 ]; then echo "soak: PASS"; else echo "soak: FAIL (KEEP=1 keeps the logs)"; fi
 exit $FAIL
