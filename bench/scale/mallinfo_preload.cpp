@@ -102,13 +102,24 @@ __attribute__((constructor)) void start_writer() {
 
 }  // namespace
 
-extern "C" {
-void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
-  static const auto real = reinterpret_cast<MmapFn>(dlsym(RTLD_NEXT, "mmap"));
+namespace {
+void* mapped(MmapFn real, void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   void* p = real(addr, len, prot, flags, fd, off);
   if (p != MAP_FAILED && (flags & MAP_ANONYMOUS) && (flags & MAP_PRIVATE) && !(flags & MAP_FIXED))
     note_map(p, len);
   return p;
+}
+}  // namespace
+
+// Both names: a program built with _FILE_OFFSET_BITS=64 calls mmap64 (the same function here).
+extern "C" {
+void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+  static const auto real = reinterpret_cast<MmapFn>(dlsym(RTLD_NEXT, "mmap"));
+  return mapped(real, addr, len, prot, flags, fd, off);
+}
+void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+  static const auto real = reinterpret_cast<MmapFn>(dlsym(RTLD_NEXT, "mmap64"));
+  return mapped(real, addr, len, prot, flags, fd, off);
 }
 int munmap(void* addr, size_t len) {
   static const auto real = reinterpret_cast<MunmapFn>(dlsym(RTLD_NEXT, "munmap"));
