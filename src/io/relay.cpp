@@ -73,7 +73,9 @@ void CutRelay::on_event(Pair* p) {
   update(p);
 }
 
-// Moves bytes read from `from` into `to`. Returns false after dropping (freeing) `p`.
+// Moves bytes read from `from` into `to`. Returns false after dropping (freeing) `p`. Bytes are
+// read into the relay's one scratch buffer and written on at once; only what `to` does not take
+// is kept in `to.buf` (sized to it, freed once written), so a pair that flows holds no buffer.
 bool CutRelay::pump(Pair* p, Half& from, Half& to) {
   for (;;) {
     if (to.off < to.buf.size()) {
@@ -85,7 +87,7 @@ bool CutRelay::pump(Pair* p, Half& from, Half& to) {
       }
       to.off += static_cast<std::size_t>(n);
       if (to.off < to.buf.size()) return true;
-      to.buf.clear();
+      std::vector<std::uint8_t>().swap(to.buf);
       to.off = 0;
     }
     if (to.eof_in) {
@@ -95,13 +97,24 @@ bool CutRelay::pump(Pair* p, Half& from, Half& to) {
       }
       return true;
     }
-    to.buf.resize(kRelayBuffer);
-    const ssize_t n = ::recv(from.fd, to.buf.data(), to.buf.size(), 0);
+    if (scratch_.empty()) scratch_.resize(kRelayBuffer);
+    const ssize_t n = ::recv(from.fd, scratch_.data(), scratch_.size(), 0);
     if (n > 0) {
-      to.buf.resize(static_cast<std::size_t>(n));
+      ssize_t sent = ::send(to.fd, scratch_.data(), static_cast<std::size_t>(n), MSG_NOSIGNAL);
+      if (sent < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+          drop(p, true);
+          return false;
+        }
+        sent = 0;
+      }
+      if (sent < n) {  // `to` is full: keep the rest until it can take it
+        to.buf.assign(scratch_.begin() + sent, scratch_.begin() + n);
+        to.off = 0;
+        return true;
+      }
       continue;
     }
-    to.buf.clear();
     if (n == 0) {
       to.eof_in = true;
       continue;

@@ -33,7 +33,7 @@ class CutRelay {
  private:
   struct Half {
     int fd = -1;
-    std::vector<std::uint8_t> buf;  // bytes read from the other side, not yet written here
+    std::vector<std::uint8_t> buf;  // bytes read from the other side that this side refused
     std::size_t off = 0;
     bool eof_in = false;   // the other side sent FIN
     bool shut = false;     // FIN forwarded to this side
@@ -57,6 +57,7 @@ class CutRelay {
   bool frozen_ = false;
   std::uint64_t accepted_ = 0;
   std::list<std::unique_ptr<Pair>> pairs_;
+  std::vector<std::uint8_t> scratch_;  // every pair reads into it (one loop thread)
 };
 
 }  // namespace roam::io
