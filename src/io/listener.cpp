@@ -15,7 +15,11 @@ namespace {
 constexpr Duration kAcceptPause = std::chrono::milliseconds(100);
 }
 
-Listener::Listener(Loop& loop, OnAccept on_accept) : loop_(loop), on_accept_(std::move(on_accept)) {}
+Listener::Listener(Loop& loop, OnAccept on_accept)
+    : loop_(loop), on_accept_([f = std::move(on_accept)](int fd, const SockAddr&) { f(fd); }) {}
+
+Listener::Listener(Loop& loop, OnAcceptFrom on_accept)
+    : loop_(loop), on_accept_(std::move(on_accept)) {}
 
 Listener::~Listener() {
   if (pause_) loop_.cancel(pause_);
@@ -25,12 +29,13 @@ Listener::~Listener() {
   }
 }
 
-core::Result<void> Listener::start(const Endpoint& ep) {
+core::Result<void> Listener::start(const Endpoint& ep, const std::function<void(int fd)>& tune) {
   // A worker of `--workers N` takes the socket its parent bound (SO_REUSEPORT, io/workers.hpp).
   auto inherited = take_inherited_listener(ep);
-  auto fd = inherited ? core::Result<int>(*inherited) : listen_on(ep);
+  auto fd = inherited ? core::Result<int>(*inherited) : listen_on(ep, tune);
   if (!fd) return tl::unexpected(fd.error());
   fd_ = *fd;
+  tuned_ = tune && !inherited;
   bound_ = local_address(fd_);
   loop_.add(fd_, EPOLLIN, [this](std::uint32_t) { on_ready(); });
   return {};
@@ -38,9 +43,12 @@ core::Result<void> Listener::start(const Endpoint& ep) {
 
 void Listener::on_ready() {
   for (;;) {
-    const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    SockAddr peer;
+    peer.len = sizeof peer.ss;
+    const int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer.ss), &peer.len,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      on_accept_(fd);
+      on_accept_(fd, peer);
       continue;
     }
     if (errno == EINTR || errno == ECONNABORTED) continue;

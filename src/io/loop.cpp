@@ -64,9 +64,26 @@ bool Loop::add(int fd, std::uint32_t events, FdHandler h) {
   epoll_event ev{};
   ev.events = kernel_mask(events);
   ev.data.fd = fd;
+  auto it = fds_.find(fd);
+  if (it != fds_.end() && !it->second.handler) {
+    // Released by its previous owner and still registered: keep the registration.
+    if (it->second.events == events ||
+        epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0 ||
+        (errno == ENOENT && epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0)) {
+      it->second = Entry{std::make_shared<FdHandler>(std::move(h)), events};
+      return true;
+    }
+    fds_.erase(it);
+    return false;
+  }
   if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return false;
   fds_[fd] = Entry{std::make_shared<FdHandler>(std::move(h)), events};
   return true;
+}
+
+void Loop::release(int fd) {
+  auto it = fds_.find(fd);
+  if (it != fds_.end()) it->second.handler.reset();
 }
 
 void Loop::modify(int fd, std::uint32_t events) {
@@ -122,8 +139,13 @@ void Loop::run() {
     if (n < 0 && errno != EINTR) throw std::runtime_error(std::string("epoll_wait: ") + std::strerror(errno));
     now_ = boot_now();
     for (int i = 0; i < n; ++i) {
-      auto it = fds_.find(events[static_cast<std::size_t>(i)].data.fd);
+      const int fd = events[static_cast<std::size_t>(i)].data.fd;
+      auto it = fds_.find(fd);
       if (it == fds_.end()) continue;
+      if (!it->second.handler) {  // released and not taken over within its pass
+        remove(fd);
+        continue;
+      }
       auto handler = it->second.handler;  // keep alive even if the handler removes itself
       (*handler)(events[static_cast<std::size_t>(i)].events);
     }

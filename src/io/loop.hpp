@@ -40,6 +40,13 @@ class Loop {
   bool add(int fd, std::uint32_t events, FdHandler h);
   void modify(int fd, std::uint32_t events);
   void remove(int fd);
+  // Hands `fd` over to a new owner without epoll_ctl calls: its handler is dropped at once, but the
+  // kernel registration stays until the next add() of the same fd (which then only swaps in the
+  // new handler, or modifies the mask if it differs: no EPOLL_CTL_DEL + EPOLL_CTL_ADD pair). Events
+  // that arrive in between go to no handler; a released fd still registered when epoll reports it
+  // on a later pass is removed then. Contract: the owner re-adds or remove()s a released fd before
+  // closing it (a closed fd's number may be reused for a socket the kernel does not watch).
+  void release(int fd);
 
   TimerId at(Time when, TimerFn fn);
   void cancel(TimerId id);
@@ -58,7 +65,7 @@ class Loop {
 
  private:
   struct Entry {
-    std::shared_ptr<FdHandler> handler;
+    std::shared_ptr<FdHandler> handler;  // null: released (still registered in the kernel)
     std::uint32_t events = 0;
   };
   int epfd_;

@@ -100,17 +100,12 @@ std::string SockAddr::str() const {
   return "?";
 }
 
-namespace {
-
-// True when `host` is an IP literal (with an optional %scope for IPv6).
 bool is_ip_literal(const std::string& host) {
   in6_addr a6{};
   in_addr a4{};
   const std::string bare = host.substr(0, host.find('%'));
   return inet_pton(AF_INET, bare.c_str(), &a4) == 1 || inet_pton(AF_INET6, bare.c_str(), &a6) == 1;
 }
-
-}  // namespace
 
 Result<std::vector<SockAddr>> resolve(const Endpoint& ep, bool passive) {
   addrinfo hints{};
@@ -141,7 +136,7 @@ void set_nonblocking(int fd) {
   if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-Result<int> listen_on(const Endpoint& ep) {
+Result<int> listen_on(const Endpoint& ep, const std::function<void(int fd)>& tune) {
   auto addrs = resolve(ep, true);
   if (!addrs) return tl::unexpected(addrs.error());
   std::string last;
@@ -157,6 +152,7 @@ Result<int> listen_on(const Endpoint& ep) {
       const int v6only = IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr) ? 0 : 1;
       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
     }
+    if (tune) tune(fd);
     if (bind(fd, a.get(), a.len) == 0 && listen(fd, 1024) == 0) return fd;
     last = a.str() + ": " + std::strerror(errno);
     ::close(fd);
@@ -189,9 +185,16 @@ int connect_result(int fd) {
   return err;
 }
 
-void tune_path_socket(int fd, Duration user_timeout) {
+int connect_done(int fd, const SockAddr& addr) {
+  // A second connect() on a non-blocking socket reports the state of the first: 0 once it is
+  // established, EALREADY while the handshake runs, the error (ECONNREFUSED...) once it failed.
+  if (::connect(fd, addr.get(), addr.len) == 0 || errno == EISCONN) return 0;
+  return errno == EINPROGRESS ? EALREADY : errno;
+}
+
+void tune_path_socket(int fd, Duration user_timeout, bool nodelay) {
   const int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (nodelay) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   const int lowat = 128 * 1024;
   setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
   const unsigned ut = static_cast<unsigned>(

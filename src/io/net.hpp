@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,21 +44,32 @@ struct SockAddr {
 // RFC 6724 order (glibc puts destinations without a route last); literals (v4, v6, v6%scope)
 // are taken as they are.
 Result<std::vector<SockAddr>> resolve(const Endpoint& ep, bool passive);
+// True when `host` is an IP literal (with an optional %scope for IPv6): it resolves to itself.
+bool is_ip_literal(const std::string& host);
 
 // Listening socket (SO_REUSEADDR, non-blocking). Returns fd or an error naming the address.
 // "[::]:PORT" is dual-stack (IPv4 and IPv6, independent of net.ipv6.bindv6only), "0.0.0.0:PORT"
 // IPv4 only, any other address just that address; a name listens on its first usable address.
-Result<int> listen_on(const Endpoint& ep);
+// `tune`, if set, runs on the socket before listen(): Linux copies the TCP options a listener
+// holds (TCP_NODELAY, TCP_NOTSENT_LOWAT, TCP_USER_TIMEOUT, ...) to every socket accept() returns,
+// so setting them here saves those setsockopt calls on each accepted connection.
+Result<int> listen_on(const Endpoint& ep, const std::function<void(int fd)>& tune = {});
 // Starts a non-blocking connect, through `interface` (SO_BINDTODEVICE) when it is not empty. The
 // fd becomes writable when it completes; check connect_result.
 Result<int> connect_start(const SockAddr& addr, const std::string& interface = {});
 // 0 when the connect succeeded, else the errno.
 int connect_result(int fd);
+// Right after connect_start: whether the connect has already completed, without waiting for
+// epoll (a target on the same host, e.g. 127.0.0.1, usually has: the kernel runs the whole
+// three-way handshake inside connect()). 0: connected; EALREADY: still in progress (wait for
+// EPOLLOUT, then connect_result); anything else: the connect failed with that errno.
+int connect_done(int fd, const SockAddr& addr);
 
 void set_nonblocking(int fd);
 // TCP_NODELAY, TCP_NOTSENT_LOWAT (interactive bytes never wait behind bulk in the kernel),
 // TCP_USER_TIMEOUT (unacknowledged data fails the socket after `user_timeout`).
-void tune_path_socket(int fd, Duration user_timeout);
+// `nodelay` false leaves TCP_NODELAY alone (a socket that inherited it from its listener).
+void tune_path_socket(int fd, Duration user_timeout, bool nodelay = true);
 void tune_app_socket(int fd);
 // Closes with RST (SO_LINGER 0): the application sees an abort, not a clean end.
 void reset_close(int fd);

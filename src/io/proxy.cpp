@@ -46,13 +46,6 @@ std::optional<socks5::IpAddr> ip_of_sockaddr(const sockaddr_storage& ss) {
   return std::nullopt;
 }
 
-std::optional<socks5::IpAddr> peer_ip(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return std::nullopt;
-  return ip_of_sockaddr(ss);
-}
-
 std::vector<socks5::IpAddr> own_addresses() {
   std::vector<socks5::IpAddr> out;
   ifaddrs* ifa = nullptr;
@@ -125,7 +118,7 @@ Proxy::Proxy(Loop& loop, ProxyConfig cfg)
       cfg_(std::move(cfg)),
       policy_(cfg_.allow_client, cfg_.allow_dest, cfg_.deny_dest, own_addresses()),
       resolver_(loop),
-      listener_(loop, [this](int fd) { on_accept(fd); }),
+      listener_(loop, [this](int fd, const SockAddr& peer) { on_accept(fd, peer); }),
       table_(core::crypto::system_rng()) {}
 
 Proxy::~Proxy() {
@@ -133,7 +126,10 @@ Proxy::~Proxy() {
     loop_.remove(p->fd);
     ::close(p->fd);
   }
-  for (auto& p : hellos_) ::close(p->fd);
+  for (auto& p : hellos_) {
+    loop_.remove(p->fd);  // released, still registered (roam_first_frame)
+    ::close(p->fd);
+  }
   if (hello_timer_) loop_.cancel(hello_timer_);
   for (auto& [id, c] : connects_) {
     if (c->fd >= 0) {
@@ -179,7 +175,9 @@ core::Result<void> Proxy::reload(const ProxyConfig* rules) {
 
 core::Result<void> Proxy::start() {
   if (auto ok = reload(); !ok) return ok;
-  if (auto ok = listener_.start(cfg_.listen); !ok) return ok;
+  // Every accepted socket wants TCP_NODELAY (a roam path, and a plain SOCKS5 client once
+  // spliced): the listener carries it and accepted sockets inherit it.
+  if (auto ok = listener_.start(cfg_.listen, tune_app_socket); !ok) return ok;
   spdlog::info("listening on {} (SOCKS5{}{})", listener_.bound(), users_ ? ", users required" : "",
                cfg_.allow_roam ? ", roam method 0x80" : "");
   return {};
@@ -195,9 +193,9 @@ bool Proxy::authenticate(const socks5::UserPass& up) const {
 
 // --- accepting and negotiating -----------------------------------------------------------------
 
-void Proxy::on_accept(int fd) {
-  const std::string peer = peer_address(fd);
-  const auto ip = peer_ip(fd);
+void Proxy::on_accept(int fd, const SockAddr& from) {
+  const std::string peer = from.str();
+  const auto ip = ip_of_sockaddr(from.ss);
   const socks5::Verdict v = ip ? policy_.check_client(*ip) : socks5::Verdict{false, "unknown family"};
   if (!v.allowed) {
     spdlog::info("refused {}: {}", peer, v.reason);
@@ -245,13 +243,16 @@ void Proxy::drop_pending(int fd, bool reset) {
   pending_by_fd_.erase(it);
 }
 
-std::unique_ptr<Proxy::Pending> Proxy::take_pending(int fd) {
+std::unique_ptr<Proxy::Pending> Proxy::take_pending(int fd, bool keep_registered) {
   auto it = pending_by_fd_.find(fd);
   if (it == pending_by_fd_.end()) return nullptr;
   std::unique_ptr<Pending> p = std::move(*it->second);
   pending_.erase(it->second);
   pending_by_fd_.erase(it);
-  loop_.remove(fd);
+  if (keep_registered)
+    loop_.release(fd);
+  else
+    loop_.remove(fd);
   return p;
 }
 
@@ -372,7 +373,7 @@ void Proxy::plain_done(std::uint64_t id, int target, Reply reply, const std::str
     return;
   }
   spdlog::debug("{}: connected to {}; splicing", w.peer, why);
-  tune_app_socket(w.fd);
+  if (!listener_.accepted_tuned()) tune_app_socket(w.fd);
   tune_app_socket(target);
   auto pair = std::make_unique<SplicePair>(
       loop_, pipes_, w.fd, target, std::move(w.early),
@@ -471,6 +472,13 @@ void Proxy::connect_next(std::uint64_t id) {
     }
     c.fd = *fd;
     const std::string where = a.str();
+    // A destination on this host has usually accepted already (the kernel ran the handshake
+    // inside connect()): no epoll round trip then. connect_next runs from the loop (a timer, the
+    // resolver's answer, an epoll event), never inside a caller's handler.
+    if (const int done = connect_done(c.fd, a); done != EALREADY) {
+      connect_ready(id, where, done);
+      return;
+    }
     c.timer = loop_.at(loop_.now() + kConnectTimeout, [this, id, where] {
       auto i2 = connects_.find(id);
       if (i2 == connects_.end()) return;
@@ -483,30 +491,32 @@ void Proxy::connect_next(std::uint64_t id) {
       c2.why = "connect to " + where + " timed out";
       connect_next(id);
     });
-    loop_.add(c.fd, EPOLLOUT, [this, id, where](std::uint32_t) {
-      auto i2 = connects_.find(id);
-      if (i2 == connects_.end()) return;
-      Connect& c2 = *i2->second;
-      const int tfd = c2.fd;
-      loop_.remove(tfd);
-      if (c2.timer) loop_.cancel(c2.timer);
-      c2.timer = 0;
-      const int err = connect_result(tfd);
-      if (err == 0) {
-        c2.fd = -1;
-        connect_finish(id, tfd, Reply::kSucceeded, where);
-        return;
-      }
-      ::close(tfd);
-      c2.fd = -1;
-      c2.failure = reply_for_errno(err);
-      c2.why = "connect to " + where + ": " + std::strerror(err);
-      connect_next(id);
-    });
+    const int tfd = c.fd;
+    loop_.add(tfd, EPOLLOUT,
+              [this, id, where, tfd](std::uint32_t) { connect_ready(id, where, connect_result(tfd)); });
     return;
   }
   if (c.why.empty()) c.why = "no address for " + c.dest.str();
   connect_finish(id, -1, c.failure, c.why);
+}
+
+void Proxy::connect_ready(std::uint64_t id, const std::string& where, int err) {
+  auto it = connects_.find(id);
+  if (it == connects_.end()) return;
+  Connect& c = *it->second;
+  const int tfd = c.fd;
+  loop_.remove(tfd);
+  if (c.timer) loop_.cancel(c.timer);
+  c.timer = 0;
+  c.fd = -1;
+  if (err == 0) {
+    connect_finish(id, tfd, Reply::kSucceeded, where);
+    return;
+  }
+  ::close(tfd);
+  c.failure = reply_for_errno(err);
+  c.why = "connect to " + where + ": " + std::strerror(err);
+  connect_next(id);
 }
 
 void Proxy::connect_finish(std::uint64_t id, int fd, Reply reply, const std::string& why) {
@@ -558,8 +568,11 @@ void Proxy::roam_first_frame(int fd) {
     drop_pending(fd);
     return;
   }
-  std::unique_ptr<Pending> taken = take_pending(fd);
-  if (first->type == core::wire::FrameType::kHello) {
+  const bool hello = first->type == core::wire::FrameType::kHello;
+  // A HELLO's socket becomes its session's path, watched for EPOLLIN as now: its registration is
+  // handed over to the driver (adopt_path) instead of deleted and added again.
+  std::unique_ptr<Pending> taken = take_pending(fd, hello);
+  if (hello) {
     queue_hello(std::move(taken));
     return;
   }
@@ -605,7 +618,8 @@ void Proxy::start_hellos() {
 
 void Proxy::start_roam(std::unique_ptr<Pending> p) {
   const core::PathId id = next_path_id();
-  tune_path_socket(p->fd, cfg_.session.heartbeat * cfg_.session.dead_after_beats);
+  tune_path_socket(p->fd, cfg_.session.heartbeat * cfg_.session.dead_after_beats,
+                   !listener_.accepted_tuned());
   auto session = core::Session::accept(cfg_.session, core::crypto::system_rng(), id, p->buf, loop_.now());
   core::Session* key = session.get();
   const std::string name = "m" + std::to_string(++counter_) + " " + p->peer;

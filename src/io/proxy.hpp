@@ -126,12 +126,14 @@ class Proxy {
     std::vector<std::uint8_t> early;  // pipelined bytes behind the request
   };
 
-  void on_accept(int fd);
+  void on_accept(int fd, const SockAddr& from);
   void on_pending(int fd);
   void advance(Pending& p);
   void drop_pending(int fd, bool reset = false);
   void sweep_pending();
-  std::unique_ptr<Pending> take_pending(int fd);
+  // Removes `fd` from the pending connections; `keep_registered`: Loop::release instead of
+  // Loop::remove (a roam HELLO whose socket the session's driver adds again at once).
+  std::unique_ptr<Pending> take_pending(int fd, bool keep_registered = false);
 
   void plain_request(std::unique_ptr<Pending> p);
   void plain_done(std::uint64_t id, int target, core::socks5::Reply reply, const std::string& why);
@@ -152,6 +154,8 @@ class Proxy {
   std::uint64_t connect_dest(const core::socks5::Address& dest, std::string who,
                              std::function<void(int, core::socks5::Reply, const std::string&)> done);
   void connect_next(std::uint64_t id);
+  // The connect to `where` finished with `err` (0: connected): hand it over, or try the next address.
+  void connect_ready(std::uint64_t id, const std::string& where, int err);
   void connect_finish(std::uint64_t id, int fd, core::socks5::Reply reply, const std::string& why);
   void cancel_connect(std::uint64_t id);
 

@@ -21,7 +21,7 @@ constexpr std::size_t kFirstFrameMax = 512;
 Server::Server(Loop& loop, ServerConfig cfg)
     : loop_(loop),
       cfg_(std::move(cfg)),
-      listener_(loop, [this](int fd) { on_accept(fd); }),
+      listener_(loop, [this](int fd, const SockAddr& peer) { on_accept(fd, peer); }),
       table_(core::crypto::system_rng()) {}
 
 Server::~Server() {
@@ -36,14 +36,26 @@ Server::~Server() {
     }
     if (t.timer) loop_.cancel(t.timer);
   }
-  for (auto& p : hellos_) ::close(p.fd);
+  for (auto& p : hellos_) {
+    loop_.remove(p.fd);  // released, still registered (on_pending)
+    ::close(p.fd);
+  }
   if (hello_timer_) loop_.cancel(hello_timer_);
   drivers_.clear();
   if (pending_timer_) loop_.cancel(pending_timer_);
 }
 
 core::Result<void> Server::start() {
-  if (auto ok = listener_.start(cfg_.listen); !ok) return ok;
+  // Every connection a roam client opens is a path: the listener carries the path options, and
+  // each accepted socket inherits them (no setsockopt per session).
+  const Duration user_timeout = cfg_.session.heartbeat * cfg_.session.dead_after_beats;
+  auto tune = [user_timeout](int fd) { tune_path_socket(fd, user_timeout); };
+  if (auto ok = listener_.start(cfg_.listen, tune); !ok) return ok;
+  // An address literal never resolves differently: resolve it once, not once per session. A
+  // name is resolved again for every session (the target may move).
+  if (!cfg_.on_session && is_ip_literal(cfg_.forward.host)) {
+    if (auto addrs = resolve(cfg_.forward, false)) forward_literal_ = std::move(*addrs);
+  }
   if (cfg_.on_session)
     spdlog::info("listening on {}", listener_.bound());
   else
@@ -51,7 +63,7 @@ core::Result<void> Server::start() {
   return {};
 }
 
-void Server::on_accept(int fd) {
+void Server::on_accept(int fd, const SockAddr& peer) {
   if (pending_.size() >= cfg_.max_unfinished) {
     spdlog::info("unfinished connections at cap ({}); evicting the oldest from {}",
                  cfg_.max_unfinished, pending_.front().peer);
@@ -61,7 +73,7 @@ void Server::on_accept(int fd) {
   Pending p;
   p.fd = fd;
   p.deadline = loop_.now() + kFirstFrameDeadline;
-  p.peer = peer_address(fd);
+  p.peer = peer.str();
   pending_.push_back(std::move(p));
   pending_by_fd_[fd] = std::prev(pending_.end());
   loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t) { on_pending(fd); });
@@ -128,10 +140,16 @@ void Server::on_pending(int fd) {
     return;
   }
   Pending taken = std::move(p);
-  loop_.remove(fd);
+  const bool hello = first->type == core::wire::FrameType::kHello;
+  // A HELLO's socket becomes its session's path, watched for EPOLLIN as now: hand the epoll
+  // registration over (adopt_path re-adds it) instead of deleting and adding it again.
+  if (hello)
+    loop_.release(fd);
+  else
+    loop_.remove(fd);
   pending_.erase(it->second);
   pending_by_fd_.erase(it);
-  if (first->type == core::wire::FrameType::kHello) {
+  if (hello) {
     queue_hello(std::move(taken));
     return;
   }
@@ -177,7 +195,8 @@ void Server::start_hellos() {
 
 void Server::start_session(Pending p) {
   const core::PathId id = next_path_id();
-  tune_path_socket(p.fd, cfg_.session.heartbeat * cfg_.session.dead_after_beats);
+  if (!listener_.accepted_tuned())
+    tune_path_socket(p.fd, cfg_.session.heartbeat * cfg_.session.dead_after_beats);
   auto session = core::Session::accept(cfg_.session, core::crypto::system_rng(), id, p.buf,
                                        loop_.now());
   core::Session* key = session.get();
@@ -204,7 +223,8 @@ void Server::start_session(Pending p) {
 
 void Server::connect_target(SessionDriver& d) {
   core::Session* key = &d.session();
-  auto addrs = resolve(cfg_.forward, false);
+  auto addrs = forward_literal_.empty() ? resolve(cfg_.forward, false)
+                                        : core::Result<std::vector<SockAddr>>(forward_literal_);
   if (!addrs) {
     spdlog::warn("[{}] target {}: {}", d.name(), cfg_.forward.str(), addrs.error().detail);
     d.abort("target " + cfg_.forward.str() + ": " + addrs.error().detail);
@@ -218,6 +238,18 @@ void Server::connect_target(SessionDriver& d) {
   }
   Target t;
   t.fd = *fd;
+  // A local target has usually accepted already (the kernel ran the handshake inside connect):
+  // then no epoll round trip. Either way the outcome is handled from the loop, after this hook.
+  const int done = connect_done(*fd, addrs->front());
+  if (done != EALREADY) {
+    t.timer = loop_.at(loop_.now(), [this, key, done] {
+      auto it = targets_.find(key);
+      if (it != targets_.end()) it->second.timer = 0;
+      target_ready(key, done);
+    });
+    targets_[key] = t;
+    return;
+  }
   t.timer = loop_.at(loop_.now() + kTargetConnectTimeout, [this, key] {
     auto it = targets_.find(key);
     if (it == targets_.end()) return;
@@ -226,27 +258,29 @@ void Server::connect_target(SessionDriver& d) {
     if (d2 != drivers_.end()) d2->second->abort("target " + cfg_.forward.str() + " did not answer");
   });
   targets_[key] = t;
-  loop_.add(*fd, EPOLLOUT, [this, key](std::uint32_t) {
-    auto it = targets_.find(key);
-    auto dit = drivers_.find(key);
-    if (it == targets_.end() || dit == drivers_.end()) return;
-    const int tfd = it->second.fd;
-    loop_.remove(tfd);
-    if (it->second.timer) loop_.cancel(it->second.timer);
-    it->second.timer = 0;
-    const int err = connect_result(tfd);
-    if (err != 0) {
-      ::close(tfd);
-      targets_.erase(it);
-      const std::string why = "target " + cfg_.forward.str() + ": " + std::strerror(err);
-      spdlog::warn("[{}] {}", dit->second->name(), why);
-      dit->second->abort(why);
-      return;
-    }
-    tune_app_socket(tfd);
-    it->second.fd = -1;  // owned by the driver from here on
-    dit->second->attach_app(AppIo{tfd, tfd, true});
-  });
+  const int tfd = *fd;
+  loop_.add(tfd, EPOLLOUT, [this, key, tfd](std::uint32_t) { target_ready(key, connect_result(tfd)); });
+}
+
+void Server::target_ready(core::Session* key, int err) {
+  auto it = targets_.find(key);
+  auto dit = drivers_.find(key);
+  if (it == targets_.end() || dit == drivers_.end()) return;
+  const int tfd = it->second.fd;
+  loop_.remove(tfd);
+  if (it->second.timer) loop_.cancel(it->second.timer);
+  it->second.timer = 0;
+  if (err != 0) {
+    ::close(tfd);
+    targets_.erase(it);
+    const std::string why = "target " + cfg_.forward.str() + ": " + std::strerror(err);
+    spdlog::warn("[{}] {}", dit->second->name(), why);
+    dit->second->abort(why);
+    return;
+  }
+  tune_app_socket(tfd);
+  it->second.fd = -1;  // owned by the driver from here on
+  dit->second->attach_app(AppIo{tfd, tfd, true});
 }
 
 void Server::on_finished(SessionDriver& d) {

@@ -65,7 +65,7 @@ class Server {
     int fd = -1;
     Loop::TimerId timer = 0;
   };
-  void on_accept(int fd);
+  void on_accept(int fd, const SockAddr& peer);
   void on_pending(int fd);
   void drop_pending(int fd);
   void sweep_pending();
@@ -78,6 +78,8 @@ class Server {
   void queue_hello(Pending p);
   void start_hellos();
   void connect_target(SessionDriver& d);
+  // The connect to the target finished with `err` (0: connected): attach it or end the session.
+  void target_ready(core::Session* key, int err);
   void on_finished(SessionDriver& d);
 
   Loop& loop_;
@@ -94,6 +96,7 @@ class Server {
   std::vector<Pending> hellos_;   // classified HELLOs waiting for the end of this loop pass
   Loop::TimerId hello_timer_ = 0;
   std::uint64_t session_counter_ = 0;
+  std::vector<SockAddr> forward_literal_;  // --forward's address when it is a literal
 };
 
 }  // namespace roam::io
