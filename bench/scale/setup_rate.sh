@@ -4,7 +4,9 @@
 # Not a test (never run by ctest).
 #
 #   bench/scale/setup_rate.sh [SESSIONS_PER_RUN [RUNS]]      defaults 5000 and 5
-#   env: CONCURRENCY (set-ups in flight, default 32), ROAM_BENCH_BUILD (default build-scale)
+#   env: CONCURRENCY (set-ups in flight, default 32), ROAM_BENCH_BUILD (default build-scale),
+#        SYSCALLS=1 (afterwards, one more run of each daemon under `strace -c -f`: the system
+#        calls it makes per session, by name; strace slows it, so no CPU figure from that run)
 #
 # Each set-up is one connection from roam_loadgen (--kind echo): it sends a 24-byte hello, the
 # service answers one byte, the load generator closes. Interleaved, RUNS times:
@@ -14,10 +16,13 @@
 #            session (accept, handshake with X25519, connect to the service, relay, close)
 #   msocks   loadgen → roam socks → roam proxy → service: roam proxy's CPU per session (the same
 #            plus the SOCKS request inside the session)
-# CPU = utime + stime of the measured process from /proc/PID/stat (kernel work on its behalf
-# included) over the run, divided by the set-ups. Target (SPEC): ≤ 200 µs per session, i.e.
-# ≥ 5,000 new sessions per second per core. The load generator and the client-side daemon share
-# the machine's two cores, so wall-clock set-ups per second are lower than the per-core figure.
+# CPU = the measured process's own CPU time over the run (user + system, kernel work on its behalf
+# included: what getrusage(RUSAGE_SELF) reports), read from /proc/PID/task/*/schedstat in
+# nanoseconds (the clock-tick counters of /proc/PID/stat are 10 ms coarse: ±20% on the raw
+# baseline), divided by the set-ups. Printed per run and as median (min–max) with the ratio to raw
+# (the median of each run's ratio to its own interleaved raw run). Target (SPEC): ≤ 200 µs per
+# session, i.e. ≥ 5,000 new sessions per second per core. The load generator and the client-side
+# daemon share the machine's cores, so wall-clock set-ups per second are lower than per core.
 set -u
 source "$(dirname "$0")/lib.sh"
 M=${1:-5000}
@@ -37,8 +42,9 @@ start() {
     sleep 0.05
   done
 }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-TCK=$(getconf CLK_TCK)
+# cpu_ns PID: CPU time of every live thread of PID so far, in nanoseconds (sum_exec_runtime, the
+# total that getrusage splits into user and system time).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{t += $1} END {printf "%d\n", t}'; }
 
 start service "$LOADGEN" serve --listen 127.0.0.1:0; SVC=$PID; SVC_PORT=$PORT
 start server "$ROAM" server --listen 127.0.0.1:0 --forward 127.0.0.1:$SVC_PORT; SRV=$PID; SRV_PORT=$PORT
@@ -46,21 +52,31 @@ start connect "$ROAM" connect 127.0.0.1:$SRV_PORT --local 127.0.0.1:0; CLI_PORT=
 start proxy "$ROAM" proxy --listen 127.0.0.1:0 --allow-dest 127.0.0.0/8; PRX=$PID; PRX_PORT=$PORT
 start socks "$ROAM" socks --proxy 127.0.0.1:$PRX_PORT --listen 127.0.0.1:0; AGT_PORT=$PORT
 
+# args_of VARIANT / measured_of VARIANT: the load generator's arguments and the measured PID.
+args_of() {
+  case $1 in
+    raw) echo --to 127.0.0.1:$SVC_PORT ;;
+    migrate) echo --to 127.0.0.1:$CLI_PORT ;;
+    msocks) echo --socks 127.0.0.1:$AGT_PORT --to 127.0.0.1:$SVC_PORT ;;
+  esac
+}
+measured_of() { case $1 in raw) echo $SVC ;; migrate) echo $SRV ;; msocks) echo $PRX ;; esac; }
+# churn VARIANT N: N set-ups through VARIANT; prints the load generator's set-ups per second.
+churn() {
+  local out
+  # shellcheck disable=SC2046
+  out=$("$LOADGEN" connect $(args_of "$1") --kind echo --sessions "$2" --concurrency "$CONC") ||
+    { echo "setup_rate: $1 run failed: $out" >&2; exit 1; }
+  echo "$out" | sed -n 's/.*: \([0-9]*\) per second/\1/p'
+}
 # run VARIANT: one run of M set-ups; prints "µs-per-set-up set-ups-per-second".
 run() {
-  local measured args
-  case $1 in
-    raw) measured=$SVC; args=(--to 127.0.0.1:$SVC_PORT) ;;
-    migrate) measured=$SRV; args=(--to 127.0.0.1:$CLI_PORT) ;;
-    msocks) measured=$PRX; args=(--socks 127.0.0.1:$AGT_PORT --to 127.0.0.1:$SVC_PORT) ;;
-  esac
-  local c0 c1 out
-  c0=$(cpu_ticks $measured)
-  out=$("$LOADGEN" connect "${args[@]}" --kind echo --sessions "$M" --concurrency "$CONC") ||
-    { echo "setup_rate: $1 run failed: $out" >&2; exit 1; }
-  c1=$(cpu_ticks $measured)
-  local rate; rate=$(echo "$out" | sed -n 's/.*: \([0-9]*\) per second/\1/p')
-  echo "$(( (c1 - c0) * 1000000 / TCK / M )) $rate"
+  local measured c0 c1 rate
+  measured=$(measured_of "$1")
+  c0=$(cpu_ns "$measured")
+  rate=$(churn "$1" "$M")
+  c1=$(cpu_ns "$measured")
+  echo "$(awk -v d=$((c1 - c0)) -v m="$M" 'BEGIN {printf "%.1f", d / 1000 / m}') $rate"
 }
 echo "setup_rate: $M set-ups per run, $CONC in flight, $RUNS interleaved runs of raw / migrate / msocks"
 "$LOADGEN" x25519 20000 | sed 's/^/  /'
@@ -69,16 +85,47 @@ for r in $(seq 1 "$RUNS"); do
   line="  run $r:"
   for v in raw migrate msocks; do
     read -r us rate < <(run $v)
-    echo "$v $us $rate" >> "$WORK/results"
-    line="$line $v ${us} µs (${rate}/s)"
+    [ "$v" = raw ] && raw_us=$us
+    ratio=$(awk -v a="$us" -v b="$raw_us" 'BEGIN {printf "%.1f", (b > 0) ? a / b : 0}')
+    echo "$v $us $ratio $rate" >> "$WORK/results"
+    if [ "$v" = raw ]; then line="$line raw ${us} µs (${rate}/s)"; else line="$line, $v ${us} µs = ${ratio}× raw (${rate}/s)"; fi
   done
   echo "$line"
 done
-echo "median (min–max) CPU of the accepting process per set-up, and the implied set-ups per second per core:"
+echo "CPU of the accepting process per set-up: median (min–max) over $RUNS runs, × raw (median of the"
+echo "per-run ratios), and the set-ups per second per core it implies:"
 for v in raw migrate msocks; do
-  awk -v v=$v '$1 == v {print $2}' "$WORK/results" | sort -n | awk -v v=$v '{x[NR] = $1} END {
-    m = (NR % 2) ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2
-    printf "  %-8s %6.0f µs (%d–%d)  → %6.0f per second per core%s\n", v, m, x[1], x[NR], 1e6 / (m > 0 ? m : 1),
-      (v == "raw") ? "   (baseline: TCP accept + 1 byte + close)" : (m <= 200 ? "   (target ≤ 200 µs: met)" : "   (target ≤ 200 µs: NOT met)")
-  }'
+  awk -v v=$v '$1 == v {print $2, $3}' "$WORK/results" | awk -v v=$v '
+    function median(a, n,   i, j, t) {
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    { us[NR] = $1; r[NR] = $2; lo = (NR == 1 || $1 < lo) ? $1 : lo; hi = (NR == 1 || $1 > hi) ? $1 : hi }
+    END {
+      m = median(us, NR); q = median(r, NR)
+      name = "roam proxy"; if (v == "raw") name = "raw TCP"; if (v == "migrate") name = "roam server"
+      note = "   (target ≤ 200 µs: NOT met)"; if (m <= 200) note = "   (target ≤ 200 µs: met)"
+      if (v == "raw") note = "   (baseline: accept, 24 bytes in, 1 out, close)"
+      printf "  %-12s %6.1f µs (%.1f–%.1f)  %5.1f× raw  → %6.0f per second per core%s\n",
+        name, m, lo, hi, q, 1e6 / ((m > 0) ? m : 1), note
+    }'
 done
+
+# SYSCALLS=1: one more run of each roam daemon under strace, counting its system calls by name.
+if [ -n "${SYSCALLS:-}" ]; then
+  command -v strace >/dev/null || { echo "setup_rate: SYSCALLS=1 needs strace"; exit 1; }
+  for v in migrate msocks; do
+    n=$((M < 2000 ? M : 2000))
+    strace -c -f -p "$(measured_of $v)" -o "$WORK/strace-$v" 2>/dev/null &
+    tracer=$!
+    sleep 1   # strace attaches asynchronously; nothing to wait on but its own start
+    churn $v $n >/dev/null
+    kill -INT $tracer && wait $tracer
+    echo "system calls of $( [ $v = migrate ] && echo roam server || echo roam proxy) per session ($n set-ups under strace -c -f):"
+    # strace -c rows: % time, seconds, usecs/call, calls, [errors,] syscall.
+    awk -v n=$n '(NF == 5 || NF == 6) && $4 ~ /^[0-9]+$/ && $NF != "total" {
+        printf "%s %.2f\n", $NF, $4 / n; total += $4 / n }
+      END { printf "TOTAL %.1f\n", total }' "$WORK/strace-$v" | sort -k2 -nr |
+      awk '{printf "%s%s %s", (NR == 1 ? "  " : ", "), $1, $2} END {print ""}'
+  done
+fi
