@@ -12,7 +12,7 @@ namespace roam::core {
 
 RingStorage::RingStorage(std::size_t n) {
   if (n == 0) return;
-  if (n >= kMappedRingMin) {
+  if (kRingsMapped && n >= kMappedRingMin) {
     void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p != MAP_FAILED) {
       p_ = static_cast<std::uint8_t*>(p);

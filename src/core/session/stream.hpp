@@ -67,6 +67,19 @@ inline constexpr std::size_t kInitialRing = 4 * 1024;
 // own initial threshold; below it a block costs less than a mapping (a VMA, a syscall, page
 // faults on reuse), and the blocks are small enough that the arena's reuse of them is harmless.
 inline constexpr std::size_t kMappedRingMin = 128 * 1024;
+// AddressSanitizer does not watch mappings made with mmap: its builds keep every ring on the heap,
+// so an overrun of a large ring is still caught.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kRingsMapped = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kRingsMapped = false;
+#else
+inline constexpr bool kRingsMapped = true;
+#endif
+#else
+inline constexpr bool kRingsMapped = true;
+#endif
 // Consecutive trim() calls (about one per heartbeat) a ring must stay at most a quarter full
 // before it shrinks: a stream whose load dips for a second keeps its storage.
 inline constexpr int kQuietTrimsToShrink = 3;
