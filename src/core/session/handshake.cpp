@@ -32,9 +32,10 @@ Bytes mac_label(wire::FrameType type) {
 
 Bytes server_key_label() { return as_bytes("roam/1 s2c SERVER_KEY"); }
 
-Negotiated derive_session(const wire::Key& shared, Bytes transcript, const wire::Hello& hello,
-                          const wire::HelloReply& reply) {
-  const wire::Key th = crypto::blake2b_256(transcript);
+namespace {
+// derive_session from the transcript's hash `th`, which each side also MACs: hashed once.
+Negotiated derive_hashed(const wire::Key& shared, const wire::Key& th, const wire::Hello& hello,
+                         const wire::HelloReply& reply) {
   const wire::Key prk = crypto::extract(shared, th);
   Negotiated n;
   n.features = hello.features & reply.features;
@@ -49,6 +50,12 @@ Negotiated derive_session(const wire::Key& shared, Bytes transcript, const wire:
   n.keys.aead_s2c = crypto::derive(prk, crypto::KeyId::kAeadServerToClient);
   n.token = crypto::token_of(crypto::derive(prk, crypto::KeyId::kToken), hello.random, reply.random);
   return n;
+}
+}  // namespace
+
+Negotiated derive_session(const wire::Key& shared, Bytes transcript, const wire::Hello& hello,
+                          const wire::HelloReply& reply) {
+  return derive_hashed(shared, crypto::blake2b_256(transcript), hello, reply);
 }
 
 // --- client --------------------------------------------------------------------------------
@@ -96,8 +103,8 @@ Result<Negotiated> ClientHandshake::on_hello_reply(Bytes frame, std::vector<std:
   if (!shared) return tl::unexpected(shared.error());
   // The transcript covers HELLO and HELLO_REPLY up to (not including) its MAC.
   transcript_.insert(transcript_.end(), frame.begin(), frame.end() - wire::kMacSize);
-  Negotiated n = derive_session(*shared, transcript_, hello_, *reply);
   transcript_hash_ = crypto::blake2b_256(transcript_);
+  Negotiated n = derive_hashed(*shared, transcript_hash_, hello_, *reply);
   const wire::Key& th = transcript_hash_;
   if (!crypto::mac_verify(n.keys.mac_s2c, {mac_label(wire::FrameType::kHelloReply), th}, reply->mac))
     return fail(Errc::kBadMac, "HELLO_REPLY MAC does not verify (tampered or downgraded)");
@@ -181,8 +188,8 @@ Result<void> ServerHandshake::on_hello(Bytes frame, std::vector<std::uint8_t>& o
   wire::encode(reply, transcript);
   transcript.resize(transcript.size() - wire::kMacSize);  // MAC not covered by itself
 
-  negotiated_ = derive_session(*shared, transcript, *hello, reply);
   transcript_hash_ = crypto::blake2b_256(transcript);
+  negotiated_ = derive_hashed(*shared, transcript_hash_, *hello, reply);
   reply.mac = crypto::mac(negotiated_.keys.mac_s2c,
                           {mac_label(wire::FrameType::kHelloReply), transcript_hash_});
   wire::encode(reply, out);
