@@ -165,8 +165,15 @@ void Connection::State::drop_received() {
   const std::size_t n = s.readable().size();
   if (n > 0) s.consume(n, ctx->loop.now());
   delivered += n;
-  if (s.at_eof()) s.consume_eof(ctx->loop.now());
-  if (n > 0 || s.at_eof()) kick();
+  // Kick only for progress: the end of stream stays "at EOF" once consumed, and a kick for it
+  // on every sync spun the loop until the session ended (a closed stream whose peer had ended
+  // first but not yet closed the session hung the context's destructor).
+  bool took_eof = false;
+  if (s.at_eof() && !eof_dropped) {
+    s.consume_eof(ctx->loop.now());
+    eof_dropped = took_eof = true;
+  }
+  if (n > 0 || took_eof) kick();
 }
 
 void Connection::State::close() {

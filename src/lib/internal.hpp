@@ -58,6 +58,7 @@ struct Connection::State : std::enable_shared_from_this<Connection::State> {
   bool ended = false;
   bool shut = false;
   bool discard = false;        // close(): received bytes are dropped
+  bool eof_dropped = false;    // close(): the peer's end of stream was consumed too
   bool eof_read = false;       // read() returned 0
   bool want_writable = false;  // a write() found no room
   bool kick_pending = false;
