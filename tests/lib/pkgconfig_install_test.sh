@@ -37,8 +37,11 @@ head -c 1000000 /dev/urandom >"$tmp/data"
 "$build/examples/roam_file_client" --connect "$addr" --file "$tmp/data" --quiet
 echo "installed example echoed 1000000 bytes exactly"
 
-# docs/LIBRARY.md's complete minimal example, built the same way, must run and print its echo.
-awk '/^```cpp/{f=1;next}/^```/{f=0}f' "$src/docs/LIBRARY.md" >"$tmp/doc_example.cpp"
+# docs/LIBRARY.md's complete minimal example (its cpp block with a main(); the others are
+# fragments), built the same way, must run and print its echo.
+awk '/^```cpp/{f=1;b="";next} /^```/{if (f && b ~ /int main\(/) printf "%s", b; f=0; next} f{b=b $0 "\n"}' \
+  "$src/docs/LIBRARY.md" >"$tmp/doc_example.cpp"
+grep -q 'int main(' "$tmp/doc_example.cpp" || { echo "docs/LIBRARY.md has no complete example"; exit 1; }
 # shellcheck disable=SC2046
 "$cxx" -std=c++20 -O1 "$tmp/doc_example.cpp" -o "$tmp/doc_example" $(pkg-config --cflags --libs roam)
 timeout 30 "$tmp/doc_example" 2>/dev/null | grep -qx 'hello, roam (clean end)' ||
