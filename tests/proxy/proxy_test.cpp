@@ -200,7 +200,9 @@ TEST(ProxyRoam, DownloadThroughRoamSocksSurvivesCuts) {
     std::size_t n = 0;
     while ((n = relay.cut()) == 0 && Clock::now() < deadline)
       std::this_thread::sleep_for(milliseconds(5));  // the session is re-attaching; try again
-    EXPECT_EQ(n, 1u) << "cut " << k << " found no mobile-leg connection";
+    // Usually the one live path; a second one when the agent was probing beside it (a heartbeat
+    // late on a loaded machine makes it look for another path, make-before-break).
+    EXPECT_GE(n, 1u) << "cut " << k << " found no mobile-leg connection";
     if (n) ++cuts;
     http.allow(step * static_cast<std::uint64_t>(k) + step / 2);
   }
