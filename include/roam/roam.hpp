@@ -87,6 +87,12 @@ using Result = tl::expected<T, Error>;
 
 // --- options -------------------------------------------------------------------------------
 
+// With encryption, which AEAD may seal a session (`roam --cipher`).
+enum class Cipher : std::uint8_t {
+  kAuto,               // AES-256-GCM when both ends' CPUs have AES-NI, else XChaCha20-Poly1305
+  kXChaCha20Poly1305,  // never offer (client) or select (server) AES-256-GCM
+};
+
 // Defaults are those of the `roam` command (README's table of shared options).
 struct SessionOptions {
   // MIGRATE_WAIT: how long a session whose path is gone waits for the client, counted from the
@@ -105,6 +111,8 @@ struct SessionOptions {
   // Server: refuse clients that do not offer it (kProtocol, "this server requires encryption");
   // a server without it still encrypts every session whose client asks.
   bool encrypt = false;
+  // Which AEAD seals an encrypted session; Stats::cipher tells which one did.
+  Cipher cipher = Cipher::kAuto;
 };
 
 struct ConnectOptions : SessionOptions {
@@ -153,6 +161,9 @@ struct Stats {
   std::uint64_t bytes_received = 0;  // bytes read from it (or dropped by close())
   std::uint64_t migrations = 0;
   std::uint64_t retained = 0;  // written bytes not yet acknowledged by the peer's application
+  // The AEAD sealing the session while it is established ("AES-256-GCM" or
+  // "XChaCha20-Poly1305"); empty for a session that is not encrypted, or once it has ended.
+  std::string cipher;
 };
 
 class Context;

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/crypto/crypto.hpp"
 #include "io/known_hosts.hpp"
 #include "lib/internal.hpp"
 
@@ -38,6 +39,7 @@ Result<core::SessionConfig> session_config(const SessionOptions& o) {
   cfg.handshake.buffer_cap = o.buffer;
   cfg.heartbeat = o.heartbeat;
   cfg.handshake.require_encrypt = o.encrypt;  // client: offer and require; server: require
+  cfg.handshake.aes_gcm = o.cipher == Cipher::kAuto;
   return cfg;
 }
 
@@ -318,6 +320,8 @@ Stats Connection::stats() const {
     st.bytes_received = state_->delivered;
     st.migrations = s.migrations();
     st.retained = s.retained();
+    if (s.established_once() && (s.negotiated().features & core::wire::kFeatureEncrypt))
+      st.cipher = core::crypto::aead_name(s.negotiated().aead);
     return st;
   }
   st.bytes_sent = state_->close_info.bytes_sent;

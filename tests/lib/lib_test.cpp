@@ -14,6 +14,7 @@
 #include <mutex>
 #include <numeric>
 #include <roam/roam.hpp>
+#include <sodium.h>
 #include <sstream>
 
 #include "harness.hpp"
@@ -370,6 +371,30 @@ TEST(LibraryEncrypt, MismatchedEncryptionIsRefusedWithTheReason) {
   const auto data = pattern(100000, 5);
   EXPECT_EQ(round_trip(*s, data), data);
   EXPECT_TRUE(s->wait_closed().clean);
+}
+
+// The cipher option is honoured and Stats::cipher names what seals the session (read while it is
+// established: a session that has ended reports none).
+TEST(LibraryEncrypt, CipherChoiceIsHonouredAndReported) {
+  ReplyServer server;  // default options: encrypts for a client that asks, cipher auto
+  roam::Context ctx;
+  ASSERT_TRUE(ctx.start());
+  const std::string addr = "127.0.0.1:" + std::to_string(server.port());
+  const auto data = pattern(10000, 7);
+  const auto check = [&](const roam::ConnectOptions& co, const std::string& want) {
+    auto s = roam::Stream::connect(ctx, addr, co);
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_EQ(s->stats().cipher, want);
+    EXPECT_EQ(round_trip(*s, data), data);
+  };
+  check(roam::ConnectOptions{}, "");
+  roam::ConnectOptions xchacha;
+  xchacha.encrypt = true;
+  xchacha.cipher = roam::Cipher::kXChaCha20Poly1305;
+  check(xchacha, "XChaCha20-Poly1305");
+  roam::ConnectOptions any;
+  any.encrypt = true;
+  check(any, crypto_aead_aes256gcm_is_available() ? "AES-256-GCM" : "XChaCha20-Poly1305");
 }
 
 TEST(LibraryEncrypt, FirstUsePinsTheServerKeyAndAChangedKeyIsRefused) {
