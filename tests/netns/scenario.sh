@@ -58,6 +58,12 @@ wait_for() {
 }
 
 progress() { awk '{print $1}' "$WORK/prog" 2>/dev/null || echo 0; }
+# A handover by CMD..., then waits until the client has completed one more migration.
+handover() {
+  local m; m=$(migrations)
+  "$@"
+  wait_for "[ \$(migrations) -gt $m ]" 20 "the migration after '$*'"
+}
 # Waits until the client side has received at least N more bytes than now (or everything).
 flowing() {
   local want=$(( $(progress) + ${1:-200000} ))
@@ -288,10 +294,15 @@ case "$NAME" in
     CURL=$!; PIDS+=($CURL)
     size() { stat -c %s "$WORK/out" 2>/dev/null || echo 0; }
     WIFI_ON=1
-    for i in 1 2 3 4; do
-      want=$(( $(size) + 2000000 ))
-      wait_for "[ \$(size) -ge $want ]" 30 "download progress before handover $i"
+    toggle_wifi() {  # Wi-Fi away (IPv6 cellular carries on) or back (preferred again)
       if [ $WIFI_ON -eq 1 ]; then tb_wifi_down; WIFI_ON=0; else tb_wifi_up; WIFI_ON=1; fi
+    }
+    # Each handover once the download has moved on since the last one completed. curl's rate
+    # limit reads in bursts (it runs ahead, then pauses), so progress is the only sound pacing.
+    for i in 1 2 3 4; do
+      want=$(( $(size) + 500000 ))
+      wait_for "[ \$(size) -ge $want ]" 30 "download progress before handover $i"
+      handover toggle_wifi
     done
     wait_for "! kill -0 $CURL 2>/dev/null" 60 "curl to finish"
     wait "$CURL" || fail "curl failed: $(cat "$WORK/curl.log")"
@@ -330,10 +341,13 @@ case "$NAME" in
     toggle_wifi() {  # a handover: Wi-Fi away (cellular carries on) or back (preferred again)
       if [ $WIFI_ON -eq 1 ]; then tb_wifi_down; WIFI_ON=0; else tb_wifi_up; WIFI_ON=1; fi
     }
+    # Each handover once the download has moved on since the last one completed. curl's rate
+    # limit reads in bursts (it runs ahead, then pauses for seconds), so waiting for 2 MB each
+    # time let the download end after 4 handovers on a slow run; progress is the sound pacing.
     for i in 1 2 3 4 5; do
-      want=$(( $(size) + 2000000 ))
+      want=$(( $(size) + 500000 ))
       wait_for "[ \$(size) -ge $want ]" 30 "download progress before handover $i"
-      toggle_wifi
+      handover toggle_wifi
     done
     wait_for "! kill -0 $CURL 2>/dev/null" 60 "curl to finish"
     wait "$CURL" || fail "curl failed: $(cat "$WORK/curl.log")"
@@ -361,7 +375,7 @@ case "$NAME" in
       for i in 1 2 3 4 5; do
         want=$(( $(wc -l < "$WORK/ssh.out") + 12 ))
         wait_for "[ \$(wc -l < '$WORK/ssh.out') -ge $want ]" 20 "ssh output before handover $i"
-        toggle_wifi
+        handover toggle_wifi
       done
       wait_for "! kill -0 $SSH 2>/dev/null" 30 "ssh to finish"
       wait "$SSH" || fail "ssh exited with an error: $(cat "$WORK/ssh.err")"
